@@ -1,0 +1,173 @@
+//! The few proxy-wasm host calls the filter makes, declared here so that every refusal comes
+//! back as a `Result`. The SDK's own wrappers panic on unexpected statuses, and a panic traps
+//! the whole VM of an Envoy worker, not just one request.
+
+use std::ptr::null_mut;
+
+const STATUS_OK: u32 = 0;
+const STATUS_NOT_FOUND: u32 = 1;
+const STATUS_EMPTY: u32 = 7;
+
+pub const REQUEST_HEADERS: u32 = 0;
+pub const RESPONSE_HEADERS: u32 = 2;
+pub const RESPONSE_BODY: u32 = 1;
+pub const PLUGIN_CONFIGURATION: u32 = 7;
+
+pub const LOG_INFO: u32 = 2;
+pub const LOG_WARN: u32 = 3;
+pub const LOG_CRITICAL: u32 = 5;
+
+const METRIC_COUNTER: u32 = 0;
+
+/// A host call refused with this proxy-wasm status.
+#[derive(Debug, Clone, Copy)]
+pub struct HostError(pub u32);
+
+extern "C" {
+    fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
+    fn proxy_get_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        max_size: usize,
+        return_buffer_data: *mut *mut u8,
+        return_buffer_size: *mut usize,
+    ) -> u32;
+    fn proxy_set_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        size: usize,
+        buffer_data: *const u8,
+        buffer_size: usize,
+    ) -> u32;
+    fn proxy_get_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_replace_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
+    fn proxy_define_metric(
+        metric_type: u32,
+        name_data: *const u8,
+        name_size: usize,
+        return_id: *mut u32,
+    ) -> u32;
+    fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+}
+
+fn check(status: u32) -> Result<(), HostError> {
+    if status == STATUS_OK {
+        Ok(())
+    } else {
+        Err(HostError(status))
+    }
+}
+
+/// Takes ownership of memory the host allocated through the SDK's `proxy_on_memory_allocate`
+/// (a `Vec<u8>` of exactly `size` capacity).
+///
+/// # Safety
+/// `data` must come from that allocator with capacity `size`, or be null.
+unsafe fn take_host_bytes(data: *mut u8, size: usize) -> Vec<u8> {
+    if data.is_null() {
+        Vec::new()
+    } else {
+        Vec::from_raw_parts(data, size, size)
+    }
+}
+
+/// Writes a log line; a refused log is dropped.
+pub fn log(level: u32, message: &str) {
+    // SAFETY: pointer and length describe a live `&str`.
+    unsafe {
+        proxy_log(level, message.as_ptr(), message.len());
+    }
+}
+
+/// Bytes `start..start+max` of a buffer; `Ok(None)` when the buffer is absent or empty.
+pub fn buffer(buffer_type: u32, start: usize, max: usize) -> Result<Option<Vec<u8>>, HostError> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the host writes a pointer it allocated and its length into our locals.
+    let status = unsafe { proxy_get_buffer_bytes(buffer_type, start, max, &mut data, &mut size) };
+    match status {
+        // SAFETY: on success `data`/`size` describe a host allocation we now own.
+        STATUS_OK => Ok(Some(unsafe { take_host_bytes(data, size) })),
+        STATUS_NOT_FOUND | STATUS_EMPTY => Ok(None),
+        other => Err(HostError(other)),
+    }
+}
+
+/// Replaces bytes `start..start+size` of a buffer with `data`.
+pub fn set_buffer(
+    buffer_type: u32,
+    start: usize,
+    size: usize,
+    data: &[u8],
+) -> Result<(), HostError> {
+    // SAFETY: pointer and length describe a live slice.
+    check(unsafe { proxy_set_buffer_bytes(buffer_type, start, size, data.as_ptr(), data.len()) })
+}
+
+/// A header value as bytes (header values are bytes, not C strings: NUL and non-UTF-8 stay).
+pub fn header(map_type: u32, name: &str) -> Result<Option<Vec<u8>>, HostError> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: as in `buffer`.
+    let status = unsafe {
+        proxy_get_header_map_value(map_type, name.as_ptr(), name.len(), &mut data, &mut size)
+    };
+    match status {
+        // SAFETY: as in `buffer`.
+        STATUS_OK => Ok(Some(unsafe { take_host_bytes(data, size) })),
+        STATUS_NOT_FOUND => Ok(None),
+        other => Err(HostError(other)),
+    }
+}
+
+/// Sets a header, replacing every existing value.
+pub fn set_header(map_type: u32, name: &str, value: &str) -> Result<(), HostError> {
+    // SAFETY: pointers and lengths describe live `&str`s.
+    check(unsafe {
+        proxy_replace_header_map_value(
+            map_type,
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        )
+    })
+}
+
+/// Removes a header; removing an absent header is not an error.
+pub fn remove_header(map_type: u32, name: &str) -> Result<(), HostError> {
+    // SAFETY: pointer and length describe a live `&str`.
+    match unsafe { proxy_remove_header_map_value(map_type, name.as_ptr(), name.len()) } {
+        STATUS_OK | STATUS_NOT_FOUND => Ok(()),
+        other => Err(HostError(other)),
+    }
+}
+
+/// Defines a counter and returns its id.
+pub fn define_counter(name: &str) -> Result<u32, HostError> {
+    let mut id = 0u32;
+    // SAFETY: pointer and length describe a live `&str`; `id` is a valid out-pointer.
+    check(unsafe { proxy_define_metric(METRIC_COUNTER, name.as_ptr(), name.len(), &mut id) })?;
+    Ok(id)
+}
+
+/// Adds one to a counter; a refused increment is dropped.
+pub fn increment(id: u32) {
+    // SAFETY: plain values.
+    unsafe {
+        proxy_increment_metric(id, 1);
+    }
+}

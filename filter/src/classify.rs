@@ -1,0 +1,363 @@
+//! Deciding what a provider's error answer means: the client is gone, the grant is bad, or
+//! something else the filter must leave alone. Evidence is required before anything becomes
+//! `invalid_client`: a false positive makes every client drop a good registration at once.
+
+use crate::endpoint::EndpointKind;
+use crate::presets::CodeMeaning;
+use crate::provider_error::ProviderError;
+
+/// What the filter concludes about one answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Leave the answer as the provider sent it.
+    Keep(KeepReason),
+    /// The client is unknown, deleted or expired: answer RFC 6749 `invalid_client`.
+    ClientGone,
+    /// A bad refresh token or code in a provider's own shape: answer `invalid_grant`.
+    BadGrant,
+    /// A 2xx token answer that is really an error (no `access_token`): answer it as a 400.
+    ErrorInSuccess,
+}
+
+/// Why an answer is left alone (for debug logs and tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepReason {
+    /// 1xx, 3xx or 5xx: never a statement about the client.
+    Status,
+    /// The body holds an access token.
+    Success,
+    /// No error field.
+    NotAnError,
+    /// Already a standard 4xx `invalid_grant`.
+    AlreadyStandard,
+    /// An error code the filter does not treat, or an ambiguous one without evidence.
+    NoEvidence,
+    /// RFC 7009: a revocation endpoint's 2xx is never rewritten.
+    RevocationSuccess,
+}
+
+/// An operator's extra matcher (`client_gone` in the policy), compiled.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientGoneRule {
+    pub statuses: Vec<u16>,
+    /// Lower-cased.
+    pub codes: Vec<String>,
+    /// Lower-cased.
+    pub description_contains: Vec<String>,
+}
+
+impl ClientGoneRule {
+    fn matches(&self, status: u16, error: &ProviderError) -> bool {
+        let status_ok = if self.statuses.is_empty() {
+            (400..500).contains(&status)
+        } else {
+            self.statuses.contains(&status)
+        };
+        let code_ok = self.codes.is_empty()
+            || error
+                .code
+                .as_deref()
+                .is_some_and(|c| self.codes.iter().any(|r| r == c));
+        let description = error
+            .description
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_default();
+        let description_ok = self
+            .description_contains
+            .iter()
+            .all(|needle| description.contains(needle.as_str()));
+        status_ok && code_ok && description_ok
+    }
+}
+
+/// How one provider's answers are read.
+#[derive(Debug, Clone)]
+pub struct ProviderMatcher {
+    pub codes: Vec<(&'static str, CodeMeaning)>,
+    pub rules: Vec<ClientGoneRule>,
+}
+
+impl ProviderMatcher {
+    /// Classifies an answer from endpoint `kind` with `status` and the error read from its body.
+    pub fn classify(&self, kind: EndpointKind, status: u16, error: &ProviderError) -> Verdict {
+        let success = (200..300).contains(&status);
+        let client_error = (400..500).contains(&status);
+        if !success && !client_error {
+            return Verdict::Keep(KeepReason::Status);
+        }
+        if error.has_access_token {
+            return Verdict::Keep(KeepReason::Success);
+        }
+        let Some(code) = error.code.as_deref() else {
+            return Verdict::Keep(KeepReason::NotAnError);
+        };
+
+        let verdict = if self.rules.iter().any(|r| r.matches(status, error)) {
+            Verdict::ClientGone
+        } else {
+            match self.meaning(code) {
+                Some(CodeMeaning::ClientGone) => Verdict::ClientGone,
+                Some(CodeMeaning::ClientGoneWithEvidence)
+                    if says_client_is_gone(error.description.as_deref()) =>
+                {
+                    Verdict::ClientGone
+                }
+                Some(CodeMeaning::BadGrant) if client_error && code == "invalid_grant" => {
+                    Verdict::Keep(KeepReason::AlreadyStandard)
+                }
+                Some(CodeMeaning::BadGrant) => Verdict::BadGrant,
+                _ if success => Verdict::ErrorInSuccess,
+                _ => Verdict::Keep(KeepReason::NoEvidence),
+            }
+        };
+
+        match kind {
+            EndpointKind::Token => verdict,
+            // RFC 7009 section 2.2: the revocation endpoint answers 200 for an invalid token;
+            // only a 4xx about the client itself is rewritten.
+            EndpointKind::Revocation if success => Verdict::Keep(KeepReason::RevocationSuccess),
+            EndpointKind::Revocation | EndpointKind::Authorization => match verdict {
+                Verdict::ClientGone => Verdict::ClientGone,
+                _ => Verdict::Keep(KeepReason::NoEvidence),
+            },
+            EndpointKind::Registration => Verdict::Keep(KeepReason::NoEvidence),
+        }
+    }
+
+    fn meaning(&self, code: &str) -> Option<CodeMeaning> {
+        self.codes
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map(|(_, meaning)| *meaning)
+    }
+}
+
+/// Phrases that name the client (or Entra's application) as the thing that is missing.
+const SUBJECTS: &[&str] = &["client", "application", "aadsts700016"];
+const GONE: &[&str] = &[
+    "does not exist",
+    "doesn't exist",
+    "not found",
+    "unknown",
+    "not registered",
+    "no longer exist",
+    "been deleted",
+    "was deleted",
+    "invalid client",
+    "invalid value for 'client_id'",
+    "aadsts700016",
+];
+/// A description that mentions the grant is about the grant, whatever else it says
+/// (Dex answers a reused refresh token with `invalid_request` and the word "client").
+const ABOUT_THE_GRANT: &[&str] = &[
+    "refresh token",
+    "refresh_token",
+    "grant",
+    "authorization code",
+    "code_verifier",
+    "code verifier",
+    "redirect",
+    "scope",
+];
+
+/// Whether a provider's description says the client itself is unknown.
+pub fn says_client_is_gone(description: Option<&str>) -> bool {
+    let Some(text) = description else {
+        return false;
+    };
+    let text = text.to_ascii_lowercase();
+    SUBJECTS.iter().any(|s| text.contains(s))
+        && GONE.iter().any(|g| text.contains(g))
+        && !ABOUT_THE_GRANT.iter().any(|g| text.contains(g))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::presets;
+
+    fn matcher(preset: &str) -> ProviderMatcher {
+        ProviderMatcher {
+            codes: presets::code_table(presets::find(preset).unwrap()),
+            rules: vec![],
+        }
+    }
+
+    fn err(code: &str, description: &str) -> ProviderError {
+        ProviderError {
+            code: Some(code.to_owned()),
+            description: (!description.is_empty()).then(|| description.to_owned()),
+            has_access_token: false,
+        }
+    }
+
+    const T: EndpointKind = EndpointKind::Token;
+
+    #[test]
+    fn invalid_client_is_gone_at_any_4xx_and_in_2xx() {
+        let m = matcher("generic");
+        for status in [400, 401, 403, 200] {
+            assert_eq!(
+                m.classify(T, status, &err("invalid_client", "")),
+                Verdict::ClientGone
+            );
+        }
+    }
+
+    #[test]
+    fn server_errors_and_redirects_are_never_touched() {
+        let m = matcher("auto");
+        for status in [500, 502, 503, 504, 302, 101] {
+            assert_eq!(
+                m.classify(T, status, &err("invalid_client", "Client not found")),
+                Verdict::Keep(KeepReason::Status)
+            );
+        }
+    }
+
+    #[test]
+    fn ambiguous_codes_need_evidence() {
+        let m = matcher("generic");
+        let entra = err(
+            "unauthorized_client",
+            "AADSTS700016: Application with identifier 'X' was not found in the directory 'T'.",
+        );
+        assert_eq!(m.classify(T, 400, &entra), Verdict::ClientGone);
+        let clerk = err(
+            "invalid_request",
+            "The requested OAuth 2.0 Client does not exist.",
+        );
+        assert_eq!(m.classify(T, 400, &clerk), Verdict::ClientGone);
+        let plain = err(
+            "unauthorized_client",
+            "grant type not allowed for this client",
+        );
+        assert_eq!(
+            m.classify(T, 400, &plain),
+            Verdict::Keep(KeepReason::NoEvidence)
+        );
+        assert_eq!(
+            m.classify(T, 400, &err("invalid_request", "")),
+            Verdict::Keep(KeepReason::NoEvidence)
+        );
+    }
+
+    #[test]
+    fn dex_reused_refresh_token_is_not_a_gone_client() {
+        let dex = err(
+            "invalid_request",
+            "Refresh token is invalid or has already been claimed by another client.",
+        );
+        assert_eq!(
+            matcher("auto").classify(T, 400, &dex),
+            Verdict::Keep(KeepReason::NoEvidence)
+        );
+    }
+
+    #[test]
+    fn grants_stay_grants() {
+        let m = matcher("auto");
+        assert_eq!(
+            m.classify(T, 400, &err("invalid_grant", "revoked")),
+            Verdict::Keep(KeepReason::AlreadyStandard)
+        );
+        assert_eq!(
+            m.classify(T, 403, &err("invalid_grant", "")),
+            Verdict::Keep(KeepReason::AlreadyStandard)
+        );
+        assert_eq!(
+            m.classify(T, 200, &err("invalid_grant", "")),
+            Verdict::BadGrant
+        );
+        assert_eq!(
+            m.classify(T, 200, &err("bad_refresh_token", "")),
+            Verdict::BadGrant
+        );
+        assert_eq!(
+            m.classify(T, 400, &err("refresh_token_not_found", "")),
+            Verdict::BadGrant
+        );
+    }
+
+    #[test]
+    fn provider_codes_need_their_preset() {
+        let github = err("incorrect_client_credentials", "");
+        assert_eq!(
+            matcher("github").classify(T, 200, &github),
+            Verdict::ClientGone
+        );
+        assert_eq!(
+            matcher("generic").classify(T, 200, &github),
+            Verdict::ErrorInSuccess
+        );
+        assert_eq!(
+            matcher("generic").classify(T, 400, &github),
+            Verdict::Keep(KeepReason::NoEvidence)
+        );
+    }
+
+    #[test]
+    fn access_token_wins() {
+        let mut e = err("invalid_client", "");
+        e.has_access_token = true;
+        assert_eq!(
+            matcher("auto").classify(T, 200, &e),
+            Verdict::Keep(KeepReason::Success)
+        );
+        let ok = ProviderError::default();
+        assert_eq!(
+            matcher("auto").classify(T, 200, &ok),
+            Verdict::Keep(KeepReason::NotAnError)
+        );
+    }
+
+    #[test]
+    fn revocation_rewrites_only_client_errors() {
+        let m = matcher("auto");
+        let r = EndpointKind::Revocation;
+        assert_eq!(
+            m.classify(r, 400, &err("invalid_client", "")),
+            Verdict::ClientGone
+        );
+        assert_eq!(
+            m.classify(r, 200, &err("invalid_client", "")),
+            Verdict::Keep(KeepReason::RevocationSuccess)
+        );
+        assert_eq!(
+            m.classify(r, 400, &err("unsupported_token_type", "")),
+            Verdict::Keep(KeepReason::NoEvidence)
+        );
+    }
+
+    #[test]
+    fn registration_answers_are_not_classified_here() {
+        let m = matcher("auto");
+        assert_eq!(
+            m.classify(EndpointKind::Registration, 401, &err("invalid_client", "")),
+            Verdict::Keep(KeepReason::NoEvidence)
+        );
+    }
+
+    #[test]
+    fn custom_rules_match_all_their_conditions() {
+        let mut m = matcher("generic");
+        m.rules.push(ClientGoneRule {
+            statuses: vec![404],
+            codes: vec!["app_missing".into()],
+            description_contains: vec!["no such app".into()],
+        });
+        assert_eq!(
+            m.classify(T, 404, &err("app_missing", "No such app here")),
+            Verdict::ClientGone
+        );
+        assert_eq!(
+            m.classify(T, 400, &err("app_missing", "No such app here")),
+            Verdict::Keep(KeepReason::NoEvidence)
+        );
+        assert_eq!(
+            m.classify(T, 404, &err("app_missing", "other")),
+            Verdict::Keep(KeepReason::NoEvidence)
+        );
+    }
+}

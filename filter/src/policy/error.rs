@@ -1,0 +1,59 @@
+//! Why a policy was refused. Every variant names the field (as a path such as
+//! `providers[0].endpoints.token[1]`) so the Envoy log tells the operator what to fix.
+
+use std::fmt;
+
+/// A policy that cannot be loaded. The filter refuses to start with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyError {
+    /// The configuration is larger than the loader accepts.
+    TooLarge { bytes: usize, limit: usize },
+    /// The configuration is empty.
+    Empty,
+    /// YAML or JSON syntax, an unknown field or a wrong type.
+    Syntax {
+        field: String,
+        line: Option<u64>,
+        message: String,
+    },
+    /// A field parsed but its value is not allowed.
+    Invalid { field: String, reason: String },
+}
+
+impl PolicyError {
+    pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooLarge { bytes, limit } => {
+                write!(f, "policy is {bytes} bytes; the limit is {limit} bytes")
+            }
+            Self::Empty => f.write_str("policy is empty; the plugin configuration must hold it"),
+            Self::Syntax {
+                field,
+                line,
+                message,
+            } => {
+                let field = if field.is_empty() || field == "." {
+                    "(document root)"
+                } else {
+                    field
+                };
+                match line {
+                    Some(line) => write!(f, "field `{field}` (line {line}): {message}"),
+                    None => write!(f, "field `{field}`: {message}"),
+                }
+            }
+            Self::Invalid { field, reason } => write!(f, "field `{field}`: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for PolicyError {}

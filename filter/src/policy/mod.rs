@@ -1,0 +1,10 @@
+//! The operator's policy: parsed strictly ([`document`], [`load`]), then compiled into the
+//! form the request path uses ([`Policy`]), so requests never re-read YAML.
+
+mod compile;
+pub mod document;
+pub mod error;
+pub mod load;
+
+pub use compile::{Policy, Provider, RewriteSettings};
+pub use error::PolicyError;
