@@ -130,7 +130,25 @@ impl ProviderMatcher {
             .iter()
             .find(|(c, _)| *c == code)
             .map(|(_, meaning)| *meaning)
+            .or_else(|| code_names_gone_client(code).then_some(CodeMeaning::ClientGone))
     }
+}
+
+/// Provider-specific codes that spell out a missing client (`oauth2_client_not_found`,
+/// `client_deleted`, `unknown_client_id`) mean the same whoever sends them.
+fn code_names_gone_client(code: &str) -> bool {
+    let names_client = code.contains("client") || code.contains("application");
+    let gone = [
+        "not_found",
+        "notfound",
+        "unknown",
+        "deleted",
+        "does_not_exist",
+        "not_exist",
+    ]
+    .iter()
+    .any(|g| code.contains(g));
+    names_client && gone
 }
 
 /// Phrases that name the client (or Entra's application) as the thing that is missing.
@@ -295,6 +313,29 @@ mod tests {
             matcher("generic").classify(T, 400, &github),
             Verdict::Keep(KeepReason::NoEvidence)
         );
+    }
+
+    #[test]
+    fn self_describing_codes_need_no_preset() {
+        let m = matcher("generic");
+        for code in [
+            "oauth2_client_not_found",
+            "client_deleted",
+            "unknown_client_id",
+        ] {
+            assert_eq!(
+                m.classify(T, 404, &err(code, "")),
+                Verdict::ClientGone,
+                "{code}"
+            );
+        }
+        for code in ["invalid_client_metadata", "client_busy", "user_not_found"] {
+            assert_ne!(
+                m.classify(T, 400, &err(code, "")),
+                Verdict::ClientGone,
+                "{code}"
+            );
+        }
     }
 
     #[test]

@@ -30,7 +30,7 @@ impl ProviderError {
 pub enum MediaKind {
     Json,
     Form,
-    /// No content type: sniffed from the first byte.
+    /// No content type, or `text/plain`: sniffed from the first bytes.
     Unknown,
     /// HTML, plain text and the rest: never an OAuth error body.
     Other,
@@ -49,7 +49,8 @@ pub fn media_kind(content_type: Option<&str>) -> MediaKind {
         MediaKind::Json
     } else if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
         MediaKind::Form
-    } else if essence.is_empty() {
+    } else if essence.is_empty() || essence.eq_ignore_ascii_case("text/plain") {
+        // Some providers label JSON or form bodies as text/plain: sniffed like a missing type.
         MediaKind::Unknown
     } else {
         MediaKind::Other
@@ -137,21 +138,39 @@ pub fn parse(kind: MediaKind, body: &[u8]) -> Option<ProviderError> {
         MediaKind::Json => parse_json(body),
         MediaKind::Form => parse_form(body),
         MediaKind::Unknown if first == Some(b'{') => parse_json(body),
+        MediaKind::Unknown if looks_like_form_error(body) => parse_form(body),
         MediaKind::Unknown => None,
         MediaKind::Other => None,
     }
 }
 
+/// A form body that starts with `error=` or has an `&error=` pair, and nothing but form bytes.
+fn looks_like_form_error(body: &[u8]) -> bool {
+    let form_bytes = body
+        .iter()
+        .all(|b| b.is_ascii_alphanumeric() || b"_.~%+=&-*".contains(b));
+    form_bytes && (body.starts_with(b"error=") || body.windows(7).any(|w| w == b"&error="))
+}
+
 fn parse_json(body: &[u8]) -> Option<ProviderError> {
     // serde_json stops at 128 levels of nesting with an error, never a stack overflow.
-    let Value::Object(map) = serde_json::from_slice::<Value>(body).ok()? else {
+    let value = match serde_json::from_slice::<Value>(body) {
+        Ok(value) => value,
+        // A Latin-1 description (charset=ISO-8859-1) must not hide the code: only the
+        // structure and the ASCII codes matter, so undecodable bytes become U+FFFD.
+        Err(_) if std::str::from_utf8(body).is_err() => {
+            serde_json::from_str::<Value>(&String::from_utf8_lossy(body)).ok()?
+        }
+        Err(_) => return None,
+    };
+    let Value::Object(map) = value else {
         return None;
     };
     let nested = match map.get("error") {
         Some(Value::Object(inner)) => Some(inner),
         _ => None,
     };
-    let code = string_field(&map, &["error", "errorCode", "error_code"])
+    let code = string_field(&map, &["error", "errorCode", "error_code", "error_type"])
         .or_else(|| nested.and_then(|n| string_field(n, &["error", "code", "status"])))
         .or_else(|| string_field(&map, &["code"]));
     let description = string_field(
@@ -163,6 +182,8 @@ fn parse_json(body: &[u8]) -> Option<ProviderError> {
             "message",
             "detail",
             "error_message",
+            "errorDescription",
+            "errorMessage",
         ],
     )
     .or_else(|| nested.and_then(|n| string_field(n, &["message", "error_description"])));
@@ -266,6 +287,41 @@ mod tests {
     }
 
     #[test]
+    fn text_plain_and_untyped_bodies_are_sniffed() {
+        assert_eq!(
+            media_kind(Some("text/plain; charset=utf-8")),
+            MediaKind::Unknown
+        );
+        let form = parse(
+            MediaKind::Unknown,
+            b"error=invalid_client&error_description=x",
+        )
+        .unwrap();
+        assert_eq!(form.code.as_deref(), Some("invalid_client"));
+        let json = parse(MediaKind::Unknown, b" {\"error\":\"invalid_client\"}").unwrap();
+        assert_eq!(json.code.as_deref(), Some("invalid_client"));
+    }
+
+    #[test]
+    fn latin1_description_does_not_hide_the_code() {
+        let e = parse(
+            MediaKind::Json,
+            b"{\"error\":\"invalid_client\",\"msg\":\"Cl\xe9\"}",
+        )
+        .unwrap();
+        assert_eq!(e.code.as_deref(), Some("invalid_client"));
+    }
+
+    #[test]
+    fn stytch_style_fields() {
+        let e = json(
+            r#"{"status_code":404,"error_type":"oauth2_client_not_found","error_message":"x"}"#,
+        );
+        assert_eq!(e.code.as_deref(), Some("oauth2_client_not_found"));
+        assert_eq!(e.description.as_deref(), Some("x"));
+    }
+
+    #[test]
     fn success_bodies_are_marked() {
         assert!(json(r#"{"access_token":"t","error":"x"}"#).has_access_token);
         let form = parse(MediaKind::Form, b"access_token=t&token_type=bearer").unwrap();
@@ -285,7 +341,8 @@ mod tests {
             assert_eq!(parse(MediaKind::Json, body), None);
         }
         assert_eq!(parse(MediaKind::Other, b"{\"error\":\"x\"}"), None);
-        assert_eq!(parse(MediaKind::Unknown, b"error=x"), None);
+        assert_eq!(parse(MediaKind::Unknown, b"hello=x"), None);
+        assert_eq!(parse(MediaKind::Unknown, b"error=x <html>"), None);
     }
 
     fn gzip(data: &[u8]) -> Vec<u8> {

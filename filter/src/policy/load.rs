@@ -82,11 +82,11 @@ fn parse_yaml<T: DeserializeOwned>(text: &str) -> Result<T, PolicyError> {
     result.map_err(|e| PolicyError::Syntax {
         field: path.into_inner(),
         line: e.location().map(|l| l.line()),
-        message: first_line(&e.to_string()),
+        message: strip_position(&first_line(&e.to_string())),
     })
 }
 
-/// serde_json appends " at line L column C"; the line is reported separately.
+/// Both parsers append " at line L column C"; the line is reported separately.
 fn strip_position(message: &str) -> String {
     match message.rfind(" at line ") {
         Some(at) => message[..at].to_owned(),
