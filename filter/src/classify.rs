@@ -121,7 +121,9 @@ impl ProviderMatcher {
                 Verdict::ClientGone => Verdict::ClientGone,
                 _ => Verdict::Keep(KeepReason::NoEvidence),
             },
-            EndpointKind::Registration => Verdict::Keep(KeepReason::NoEvidence),
+            EndpointKind::Registration | EndpointKind::Resource => {
+                Verdict::Keep(KeepReason::NoEvidence)
+            }
         }
     }
 

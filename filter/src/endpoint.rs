@@ -16,10 +16,20 @@ pub enum EndpointKind {
     Registration,
     /// RFC 6749 section 3.1.
     Authorization,
+    /// The MCP endpoint (an RFC 9728 protected resource), for bearer-token lifecycle checks.
+    Resource,
 }
 
 impl EndpointKind {
-    pub const ALL: [EndpointKind; 4] = [
+    pub const ALL: [EndpointKind; 5] = [
+        Self::Token,
+        Self::Revocation,
+        Self::Registration,
+        Self::Authorization,
+        Self::Resource,
+    ];
+    /// The provider's own endpoints (the ones a preset can supply).
+    pub const OAUTH: [EndpointKind; 4] = [
         Self::Token,
         Self::Revocation,
         Self::Registration,
@@ -33,6 +43,7 @@ impl EndpointKind {
             Self::Revocation => "revocation",
             Self::Registration => "registration",
             Self::Authorization => "authorization",
+            Self::Resource => "mcp",
         }
     }
 
@@ -42,7 +53,8 @@ impl EndpointKind {
             // RFC 6749 section 3.2 and RFC 7009 section 2.1: POST only.
             Self::Token | Self::Revocation => method == "POST",
             Self::Authorization => method == "GET" || method == "POST",
-            Self::Registration => method != "OPTIONS" && method != "HEAD",
+            // CORS preflights are never checked or answered (a 401 breaks browser clients).
+            Self::Registration | Self::Resource => method != "OPTIONS" && method != "HEAD",
         }
     }
 }

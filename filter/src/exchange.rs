@@ -4,6 +4,7 @@
 
 use crate::classify::Verdict;
 use crate::endpoint::{split_path, EndpointKind};
+use crate::lifecycle::registration;
 use crate::policy::Policy;
 use crate::provider_error::{self, ContentCoding, MediaKind, ProviderError};
 use crate::reply::{self, ClientAuthScheme, Reply};
@@ -16,6 +17,8 @@ pub struct Exchange {
     pub client_auth: ClientAuthScheme,
     /// The authorization request's `redirect_uri`, to recognise a redirect back to it.
     pub redirect_uri: Option<String>,
+    /// A `POST` (a registration request, for the registration checks).
+    pub is_post: bool,
 }
 
 /// The response head fields the decision reads.
@@ -62,6 +65,10 @@ pub enum Outcome {
     InvalidGrant,
     ErrorInSuccess,
     StaleClientPage,
+    /// A registration answer with a signed `client_id` or injected expiry.
+    RegistrationRewritten,
+    /// A stale registration answer replaced by an RFC 7591 error.
+    RegistrationRefused,
 }
 
 impl Outcome {
@@ -71,6 +78,8 @@ impl Outcome {
             Self::InvalidGrant => "invalid_grant",
             Self::ErrorInSuccess => "error_in_success",
             Self::StaleClientPage => "stale_client_page",
+            Self::RegistrationRewritten => "registration_rewritten",
+            Self::RegistrationRefused => "registration_refused",
         }
     }
 }
@@ -110,6 +119,7 @@ impl Policy {
             kind: route.kind,
             client_auth: ClientAuthScheme::from_authorization(authorization),
             redirect_uri,
+            is_post: method == "POST",
         })
     }
 }
@@ -118,8 +128,18 @@ impl Exchange {
     /// Decides at response-header time, before any body byte is held.
     pub fn on_response_headers(&self, policy: &Policy, head: &ResponseHead<'_>) -> HeadAction {
         let status = head.status;
-        if self.kind == EndpointKind::Registration {
-            return HeadAction::PassThrough(Skip::Endpoint);
+        match self.kind {
+            EndpointKind::Resource => return HeadAction::PassThrough(Skip::Endpoint),
+            EndpointKind::Registration => {
+                let checks = policy
+                    .providers
+                    .get(self.provider)
+                    .is_some_and(|p| p.lifecycle.checks_registrations());
+                if !checks || !self.is_post || !(200..300).contains(&status) {
+                    return HeadAction::PassThrough(Skip::Endpoint);
+                }
+            }
+            _ => {}
         }
         if (300..400).contains(&status) {
             return match self.redirect_to_client_with_gone_client(policy, head) {
@@ -154,11 +174,13 @@ impl Exchange {
     }
 
     /// Decides on the complete body (at most the cap). `None` leaves the answer untouched.
+    /// `now` (Unix seconds) is read only by the registration checks.
     pub fn on_response_body(
         &self,
         policy: &Policy,
         head: &ResponseHead<'_>,
         body: &[u8],
+        now: i64,
     ) -> Option<Rewrite> {
         if body.len() > policy.max_body_bytes {
             return None;
@@ -168,8 +190,40 @@ impl Exchange {
         if coding != ContentCoding::Identity && decoded.is_empty() {
             return None;
         }
+        if self.kind == EndpointKind::Registration {
+            return self.check_registration(policy, head.status, &decoded, now);
+        }
         let error = provider_error::parse(provider_error::media_kind(head.content_type), &decoded)?;
         self.decide(policy, head.status, &error)
+    }
+
+    fn check_registration(
+        &self,
+        policy: &Policy,
+        status: u16,
+        body: &[u8],
+        now: i64,
+    ) -> Option<Rewrite> {
+        let lifecycle = &policy.providers.get(self.provider)?.lifecycle;
+        let (outcome, reply, detail) = match registration::check(lifecycle, body, now) {
+            registration::Verdict::Unchanged => return None,
+            registration::Verdict::Rewritten { body, signed } => (
+                Outcome::RegistrationRewritten,
+                reply::registration(status, body),
+                if signed { "signed" } else { "expiry" },
+            ),
+            registration::Verdict::Refused(stale) => (
+                Outcome::RegistrationRefused,
+                reply::stale_registration(),
+                stale.as_str(),
+            ),
+        };
+        Some(Rewrite {
+            outcome,
+            original_status: status,
+            original_code: Some(detail.to_owned()),
+            reply,
+        })
     }
 
     fn decide(&self, policy: &Policy, status: u16, error: &ProviderError) -> Option<Rewrite> {
@@ -335,7 +389,12 @@ mod tests {
     fn gone_client_becomes_invalid_client_with_clients_scheme() {
         let p = policy("");
         let rw = token(&p)
-            .on_response_body(&p, &head(400, JSON), br#"{"errorCode":"invalid_client"}"#)
+            .on_response_body(
+                &p,
+                &head(400, JSON),
+                br#"{"errorCode":"invalid_client"}"#,
+                0,
+            )
             .unwrap();
         assert_eq!(rw.outcome, Outcome::InvalidClient);
         assert_eq!(rw.original_status, 400);
@@ -353,16 +412,16 @@ mod tests {
         let p = policy("limits:\n  max_body_bytes: 64\n");
         let x = token(&p);
         for body in [&b"{\"error\":"[..], b"\xff\xfe\x00", b"", b"null"] {
-            assert!(x.on_response_body(&p, &head(400, JSON), body).is_none());
+            assert!(x.on_response_body(&p, &head(400, JSON), body, 0).is_none());
         }
         let long = format!(r#"{{"error":"invalid_client","pad":"{}"}}"#, "x".repeat(64));
         assert!(x
-            .on_response_body(&p, &head(400, JSON), long.as_bytes())
+            .on_response_body(&p, &head(400, JSON), long.as_bytes(), 0)
             .is_none());
         let mut gz = head(400, JSON);
         gz.content_encoding = Some("gzip");
         assert!(x
-            .on_response_body(&p, &gz, b"{\"error\":\"invalid_client\"}")
+            .on_response_body(&p, &gz, b"{\"error\":\"invalid_client\"}", 0)
             .is_none());
     }
 
@@ -405,7 +464,7 @@ mod tests {
         let p = policy("");
         let a = p.on_request("GET", "/authorize?client_id=c", None).unwrap();
         let body = br#"{"error":"invalid_request","error_description":"Client ID 'c' not found"}"#;
-        let rw = a.on_response_body(&p, &head(400, JSON), body).unwrap();
+        let rw = a.on_response_body(&p, &head(400, JSON), body, 0).unwrap();
         assert_eq!(rw.outcome, Outcome::StaleClientPage);
         let off = policy("authorization:\n  stale_client_page: false\n");
         let a = off
@@ -421,12 +480,12 @@ mod tests {
     fn error_in_success_becomes_400() {
         let p = policy("");
         let rw = token(&p)
-            .on_response_body(&p, &head(200, JSON), br#"{"error":"slow_down"}"#)
+            .on_response_body(&p, &head(200, JSON), br#"{"error":"slow_down"}"#, 0)
             .unwrap();
         assert_eq!(rw.outcome, Outcome::ErrorInSuccess);
         assert_eq!(rw.reply.status, 400);
         assert!(token(&p)
-            .on_response_body(&p, &head(200, JSON), br#"{"access_token":"t"}"#)
+            .on_response_body(&p, &head(200, JSON), br#"{"access_token":"t"}"#, 0)
             .is_none());
     }
 }

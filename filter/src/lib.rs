@@ -9,10 +9,12 @@
 pub mod classify;
 pub mod endpoint;
 pub mod exchange;
+pub mod lifecycle;
 pub mod policy;
 pub mod presets;
 pub mod provider_error;
 pub mod reply;
+pub mod request;
 
 #[cfg(target_arch = "wasm32")]
 mod adapter;

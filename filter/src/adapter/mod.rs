@@ -12,6 +12,7 @@ use proxy_wasm::types::{Action, ContextType};
 use crate::exchange::{Exchange, HeadAction, ResponseHead, Rewrite};
 use crate::policy::Policy;
 use crate::reply::REPLACED_HEADERS;
+use crate::request::{BodyAction, LocalReply, RequestAction, RequestHead};
 
 use metrics::Metrics;
 
@@ -85,6 +86,8 @@ impl RootContext for Root {
             exchange: None,
             state: State::Idle,
             status: 0,
+            holding_request: false,
+            answered_locally: false,
         }))
     }
 
@@ -131,6 +134,18 @@ struct Stream {
     exchange: Option<Exchange>,
     state: State,
     status: u16,
+    /// The request is held until its body is complete (token/revocation unwrap).
+    holding_request: bool,
+    /// The filter answered; the response path carries its own reply and is left alone.
+    answered_locally: bool,
+}
+
+/// Unix seconds from the host clock (WASI `clock_time_get`, provided by Envoy).
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// A header as text; absent, unreadable or non-UTF-8 values read as `None`.
@@ -144,7 +159,7 @@ fn header_text(map: u32, name: &str) -> Option<String> {
 impl Context for Stream {}
 
 impl HttpContext for Stream {
-    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+    fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
         let Some(policy) = self.policy.as_deref() else {
             return Action::Continue;
         };
@@ -156,11 +171,98 @@ impl HttpContext for Stream {
         };
         let authorization = header_text(host::REQUEST_HEADERS, "authorization");
         self.exchange = policy.on_request(&method, &path, authorization.as_deref());
-        Action::Continue
+        let Some(exchange) = self.exchange.as_ref() else {
+            return Action::Continue;
+        };
+        let content_type = header_text(host::REQUEST_HEADERS, "content-type");
+        let content_length = header_text(host::REQUEST_HEADERS, "content-length");
+        let head = RequestHead {
+            path: &path,
+            authorization: authorization.as_deref(),
+            content_type: content_type.as_deref(),
+            content_length: content_length.as_deref(),
+        };
+        match exchange.on_request_head(policy, &head, now()) {
+            RequestAction::Continue => Action::Continue,
+            RequestAction::Respond(local) => {
+                self.answer_locally(&local);
+                Action::Pause
+            }
+            RequestAction::Proceed {
+                set_headers,
+                buffer_body,
+                event,
+            } => {
+                for (name, value) in &set_headers {
+                    if host::set_header(host::REQUEST_HEADERS, name, value).is_err() {
+                        self.metrics.host_refused();
+                    }
+                }
+                if let Some(event) = event {
+                    self.metrics.lifecycle(exchange.provider, event);
+                }
+                if buffer_body && !end_of_stream {
+                    self.holding_request = true;
+                    Action::Pause
+                } else {
+                    Action::Continue
+                }
+            }
+        }
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if !self.holding_request {
+            return Action::Continue;
+        }
+        let (Some(policy), Some(exchange)) = (self.policy.clone(), self.exchange.clone()) else {
+            return Action::Continue;
+        };
+        if body_size > policy.max_body_bytes {
+            self.holding_request = false;
+            return Action::Continue;
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        self.holding_request = false;
+        let body = match host::buffer(host::REQUEST_BODY, 0, body_size) {
+            Ok(body) => body.unwrap_or_default(),
+            Err(_) => {
+                self.metrics.host_refused();
+                return Action::Continue;
+            }
+        };
+        match exchange.on_request_body(&policy, &body, now()) {
+            BodyAction::Continue => Action::Continue,
+            BodyAction::Replace { body: new, event } => {
+                let result =
+                    host::set_buffer(host::REQUEST_BODY, 0, body_size, &new).and_then(|()| {
+                        host::set_header(
+                            host::REQUEST_HEADERS,
+                            "content-length",
+                            &new.len().to_string(),
+                        )
+                    });
+                if result.is_err() {
+                    self.metrics.host_refused();
+                } else {
+                    self.metrics.lifecycle(exchange.provider, event);
+                }
+                Action::Continue
+            }
+            BodyAction::Respond(local) => {
+                self.answer_locally(&local);
+                Action::Pause
+            }
+        }
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
         // Local replies and Envoy's own errors reach here too, possibly with no request seen.
+        if self.answered_locally {
+            return Action::Continue;
+        }
         let (Some(policy), Some(exchange)) = (self.policy.as_deref(), self.exchange.as_ref())
         else {
             return Action::Continue;
@@ -250,6 +352,41 @@ impl HttpContext for Stream {
 }
 
 impl Stream {
+    /// Sends the filter's own answer. The request stays paused for good (never resumed after
+    /// a local reply), and the response callbacks leave that answer alone.
+    fn answer_locally(&mut self, local: &LocalReply) {
+        let Some(exchange) = self.exchange.as_ref() else {
+            return;
+        };
+        let reply = &local.reply;
+        let headers: Vec<(&str, &str)> = reply
+            .headers
+            .iter()
+            .map(|(n, v)| (*n, v.as_str()))
+            .collect();
+        if host::send_local_response(reply.status, &headers, &reply.body).is_err() {
+            self.metrics.host_refused();
+            return;
+        }
+        self.answered_locally = true;
+        self.metrics.lifecycle(exchange.provider, local.event);
+        let provider = self
+            .policy
+            .as_deref()
+            .and_then(|p| p.providers.get(exchange.provider));
+        host::log(
+            host::LOG_INFO,
+            &format!(
+                "mcp-oauth-guard: {} request answered by the filter: provider={} reason={} \
+                 -> status={}",
+                exchange.kind,
+                provider.map(|p| p.name.as_str()).unwrap_or("?"),
+                local.event.as_str(),
+                reply.status,
+            ),
+        );
+    }
+
     fn decide(&mut self, policy: &Policy, head: &HeadCopy, body_size: usize) {
         let Some(exchange) = self.exchange.as_ref() else {
             return;
@@ -261,7 +398,10 @@ impl Stream {
                 return;
             }
         };
-        if let Some(rewrite) = exchange.on_response_body(policy, &head.view(), &body) {
+        if exchange.kind == crate::endpoint::EndpointKind::Registration {
+            self.metrics.registration_checked(exchange.provider);
+        }
+        if let Some(rewrite) = exchange.on_response_body(policy, &head.view(), &body, now()) {
             self.apply(&rewrite, body.len());
         }
     }

@@ -1,11 +1,16 @@
 //! Validation and compilation of a parsed policy. Every refusal names the field.
 
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+
 use crate::classify::{ClientGoneRule, ProviderMatcher};
 use crate::endpoint::{EndpointKind, PathPattern, Route, Router};
+use crate::lifecycle::envelope::{Signer, SigningKey};
+use crate::lifecycle::{time, Lifecycle};
 use crate::presets;
 use crate::reply::{is_error_code, is_error_description};
 
-use super::document::{EndpointsSpec, PolicyDocument, ProviderSpec};
+use super::document::{EndpointsSpec, LifecycleSpec, PolicyDocument, ProviderSpec};
 use super::error::PolicyError;
 use super::load;
 
@@ -22,7 +27,23 @@ pub struct Provider {
     pub name: String,
     pub preset: &'static str,
     pub matcher: ProviderMatcher,
+    pub lifecycle: Lifecycle,
 }
+
+/// Where the policy reads what is not in its text: the clock and the environment.
+pub struct LoadContext<'a> {
+    /// Unix seconds.
+    pub now: i64,
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// Latest `registration_epoch` accepted, relative to load time: an epoch a day ahead can
+/// schedule a retirement; one further out is most likely a typo that would retire every
+/// client registered until then.
+pub const MAX_EPOCH_AHEAD_SECS: i64 = 86_400;
+/// Earliest `registration_epoch` accepted (2000-01-01): anything before is a typo.
+const MIN_EPOCH: i64 = 946_684_800;
+const MIN_KEY_BYTES: usize = 32;
 
 /// How rewritten answers look.
 #[derive(Debug, Clone)]
@@ -42,14 +63,24 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// Parses (YAML or JSON) and compiles a policy.
+    /// Parses (YAML or JSON) and compiles a policy, with the system clock and environment.
     pub fn from_bytes(text: &[u8]) -> Result<Self, PolicyError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        let env = |name: &str| std::env::var(name).ok();
+        Self::from_bytes_with(text, &LoadContext { now, env: &env })
+    }
+
+    /// Parses and compiles a policy with an explicit clock and environment.
+    pub fn from_bytes_with(text: &[u8], ctx: &LoadContext<'_>) -> Result<Self, PolicyError> {
         let document: PolicyDocument = load::parse(text)?;
-        Self::compile(document)
+        Self::compile(document, ctx)
     }
 
     /// Validates a parsed document and builds the runtime form.
-    pub fn compile(doc: PolicyDocument) -> Result<Self, PolicyError> {
+    pub fn compile(doc: PolicyDocument, ctx: &LoadContext<'_>) -> Result<Self, PolicyError> {
         if doc.version != 1 {
             return Err(PolicyError::invalid(
                 "version",
@@ -79,7 +110,12 @@ impl Policy {
                     format!("`{}` is used by another provider", spec.name),
                 ));
             }
-            providers.push(compile_provider(&field, spec)?);
+            let mut provider = compile_provider(&field, spec)?;
+            if let Some(lifecycle) = &spec.lifecycle {
+                provider.lifecycle =
+                    compile_lifecycle(&format!("{field}.lifecycle"), lifecycle, ctx)?;
+            }
+            providers.push(provider);
             add_routes(&field, index, spec, &mut routes)?;
         }
 
@@ -205,11 +241,184 @@ fn compile_provider(field: &str, spec: &ProviderSpec) -> Result<Provider, Policy
             codes: presets::code_table(preset),
             rules,
         },
+        lifecycle: Lifecycle::default(),
     })
 }
 
-fn kind_paths(endpoints: &EndpointsSpec, kind: EndpointKind) -> &[String] {
+fn compile_lifecycle(
+    field: &str,
+    spec: &LifecycleSpec,
+    ctx: &LoadContext<'_>,
+) -> Result<Lifecycle, PolicyError> {
+    let max_age = match &spec.client_max_age {
+        Some(text) => Some(
+            time::parse_duration(text)
+                .map_err(|why| PolicyError::invalid(format!("{field}.client_max_age"), why))?,
+        ),
+        None => None,
+    };
+    let epoch = match &spec.registration_epoch {
+        Some(text) => {
+            let f = format!("{field}.registration_epoch");
+            let epoch = time::parse_timestamp(text).map_err(|why| PolicyError::invalid(&f, why))?;
+            if epoch > ctx.now.saturating_add(MAX_EPOCH_AHEAD_SECS) {
+                return Err(PolicyError::invalid(
+                    f,
+                    format!(
+                        "`{text}` is more than {} hours in the future; an epoch retires every \
+                         client registered before it, so a far-future one is refused as a likely typo",
+                        MAX_EPOCH_AHEAD_SECS / 3600
+                    ),
+                ));
+            }
+            if epoch < MIN_EPOCH {
+                return Err(PolicyError::invalid(f, format!("`{text}` is before 2000")));
+            }
+            Some(epoch)
+        }
+        None => None,
+    };
+    if spec.inject_client_secret_expires_at && max_age.is_none() {
+        return Err(PolicyError::invalid(
+            format!("{field}.inject_client_secret_expires_at"),
+            "needs `client_max_age`: the expiry is registration time plus the maximum age",
+        ));
+    }
+
+    let signer = if spec.sign_client_ids {
+        if spec.signing_keys.is_empty() {
+            return Err(PolicyError::invalid(
+                format!("{field}.signing_keys"),
+                "`sign_client_ids` is on but no signing key is given",
+            ));
+        }
+        let mut keys: Vec<SigningKey> = Vec::new();
+        for (i, key) in spec.signing_keys.iter().enumerate() {
+            let kf = format!("{field}.signing_keys[{i}]");
+            if key.id.is_empty()
+                || key.id.len() > 16
+                || !key
+                    .id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(PolicyError::invalid(
+                    format!("{kf}.id"),
+                    "must be 1 to 16 letters, digits, `-` or `_`",
+                ));
+            }
+            if keys.iter().any(|k| k.id == key.id) {
+                return Err(PolicyError::invalid(
+                    format!("{kf}.id"),
+                    format!("`{}` is used by another key", key.id),
+                ));
+            }
+            let secret = match (&key.secret, &key.secret_env) {
+                (Some(inline), None) => decode_key(inline)
+                    .ok_or_else(|| PolicyError::invalid(format!("{kf}.secret"), "is not base64"))?,
+                (None, Some(name)) => {
+                    let value = (ctx.env)(name).ok_or_else(|| {
+                        PolicyError::invalid(
+                            format!("{kf}.secret_env"),
+                            format!(
+                                "environment variable `{name}` is not set in the VM (list it in \
+                                 vm_config.environment_variables)"
+                            ),
+                        )
+                    })?;
+                    decode_key(&value).ok_or_else(|| {
+                        PolicyError::invalid(
+                            format!("{kf}.secret_env"),
+                            format!("environment variable `{name}` is not base64"),
+                        )
+                    })?
+                }
+                _ => {
+                    return Err(PolicyError::invalid(
+                        kf,
+                        "needs exactly one of `secret` and `secret_env`",
+                    ))
+                }
+            };
+            if secret.len() < MIN_KEY_BYTES {
+                return Err(PolicyError::invalid(
+                    kf,
+                    format!(
+                        "the key is {} bytes; at least {MIN_KEY_BYTES} random bytes are required",
+                        secret.len()
+                    ),
+                ));
+            }
+            keys.push(SigningKey::new(key.id.clone(), secret));
+        }
+        Some(Signer::new(keys))
+    } else {
+        if !spec.signing_keys.is_empty() {
+            return Err(PolicyError::invalid(
+                format!("{field}.signing_keys"),
+                "keys are given but `sign_client_ids` is off",
+            ));
+        }
+        None
+    };
+    if spec.retire_unsigned_clients && signer.is_none() {
+        return Err(PolicyError::invalid(
+            format!("{field}.retire_unsigned_clients"),
+            "needs `sign_client_ids: true`",
+        ));
+    }
+    if !spec.mcp_endpoints.is_empty() && max_age.is_none() && epoch.is_none() {
+        return Err(PolicyError::invalid(
+            format!("{field}.mcp_endpoints"),
+            "needs `client_max_age` or `registration_epoch`: nothing to check tokens against",
+        ));
+    }
+    if let Some(url) = &spec.resource_metadata {
+        let ok = (url.starts_with("https://") || url.starts_with("http://"))
+            && url.len() <= 2048
+            && is_error_description(url)
+            && !url.contains(' ')
+            && !url.contains('#');
+        if !ok {
+            return Err(PolicyError::invalid(
+                format!("{field}.resource_metadata"),
+                "must be an absolute http(s) URL without spaces, quotes, backslashes or fragment",
+            ));
+        }
+    }
+    if max_age.is_none() && epoch.is_none() && signer.is_none() {
+        return Err(PolicyError::invalid(
+            field,
+            "sets no rule; give `client_max_age`, `registration_epoch` or `sign_client_ids`",
+        ));
+    }
+    Ok(Lifecycle {
+        max_age,
+        epoch,
+        inject_expiry: spec.inject_client_secret_expires_at,
+        signer,
+        retire_unsigned: spec.retire_unsigned_clients,
+        resource_metadata: spec.resource_metadata.clone(),
+    })
+}
+
+/// Standard or URL-safe base64, padded or not.
+fn decode_key(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim();
+    STANDARD
+        .decode(text)
+        .ok()
+        .or_else(|| URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).ok())
+}
+
+fn kind_paths(spec: &ProviderSpec, kind: EndpointKind) -> &[String] {
+    let endpoints: &EndpointsSpec = &spec.endpoints;
     match kind {
+        EndpointKind::Resource => spec
+            .lifecycle
+            .as_ref()
+            .map(|l| l.mcp_endpoints.as_slice())
+            .unwrap_or_default(),
         EndpointKind::Token => &endpoints.token,
         EndpointKind::Revocation => &endpoints.revocation,
         EndpointKind::Registration => &endpoints.registration,
@@ -223,6 +432,7 @@ fn preset_paths(preset: &presets::Preset, kind: EndpointKind) -> &'static [&'sta
         EndpointKind::Revocation => preset.revocation,
         EndpointKind::Registration => preset.registration,
         EndpointKind::Authorization => preset.authorization,
+        EndpointKind::Resource => &[],
     }
 }
 
@@ -232,13 +442,19 @@ fn add_routes(
     spec: &ProviderSpec,
     routes: &mut Vec<Route>,
 ) -> Result<(), PolicyError> {
-    let declared = EndpointKind::ALL
+    let declared = EndpointKind::OAUTH
         .iter()
-        .any(|k| !kind_paths(&spec.endpoints, *k).is_empty());
+        .any(|k| !kind_paths(spec, *k).is_empty());
 
     for kind in EndpointKind::ALL {
-        let paths: Vec<(String, String)> = if declared {
-            let list = kind_paths(&spec.endpoints, kind);
+        let paths: Vec<(String, String)> = if kind == EndpointKind::Resource {
+            kind_paths(spec, kind)
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (format!("{field}.lifecycle.mcp_endpoints[{i}]"), p.clone()))
+                .collect()
+        } else if declared {
+            let list = kind_paths(spec, kind);
             if list.len() > MAX_PATHS_PER_KIND {
                 return Err(PolicyError::invalid(
                     format!("{field}.endpoints.{kind}"),
