@@ -46,6 +46,9 @@ if [ -d "$root/../shared/fixtures/providers" ]; then
   ./tests/replay.sh "$root/../shared/fixtures/providers"
 fi
 
+step "client lifecycle through two Envoy replicas (max age, epoch, signed client_ids)"
+python3 tests/lifecycle/run.py
+
 step "demo, checked: every provider shape and the controls"
 python3 demo/run_demo.py --check
 

@@ -26,6 +26,9 @@ cases=(
   's/revocation: \[\/revoke\]/revocation: \/revoke/|field `providers[0].endpoints.revocation`'
   's/registration: \[\/register\]/registration: [\/token]/|field `providers[0].endpoints.registration[0]`: path `/token` is already the token endpoint'
   's/version: 1/version: 7/|field `version`: version 7 is not supported'
+  's#authorization: \[/authorize\]#&\n                        lifecycle: {client_max_age: 30x}#|field `providers[0].lifecycle.client_max_age`: `30x`: unknown unit `x`'
+  's#authorization: \[/authorize\]#&\n                        lifecycle: {registration_epoch: "2099-01-01T00:00:00Z"}#|field `providers[0].lifecycle.registration_epoch`: `2099-01-01T00:00:00Z` is more than 24 hours in the future'
+  's#authorization: \[/authorize\]#&\n                        lifecycle: {client_max_age: 30d, sign_client_ids: true}#|field `providers[0].lifecycle.signing_keys`: `sign_client_ids` is on but no signing key is given'
 )
 for case in "${cases[@]}"; do
   expr="${case%%|*}"; want="${case#*|}"

@@ -242,3 +242,237 @@ impl Exchange {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::LoadContext;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use base64::Engine;
+
+    const NOW: i64 = 1_800_000_000;
+    const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+    fn policy(lifecycle: &str) -> Policy {
+        let text = format!(
+            "version: 1\nproviders:\n  - name: op\n    endpoints:\n      token: [/token]\n      \
+             revocation: [/revoke]\n      registration: [/register]\n      authorization: \
+             [/authorize]\n    lifecycle:\n{lifecycle}"
+        );
+        let env = |_: &str| None;
+        Policy::from_bytes_with(
+            text.as_bytes(),
+            &LoadContext {
+                now: NOW,
+                env: &env,
+            },
+        )
+        .unwrap()
+    }
+
+    fn signed(p: &Policy, id: &str, iat: i64) -> String {
+        p.providers[0]
+            .lifecycle
+            .signer
+            .as_ref()
+            .unwrap()
+            .wrap(id, iat)
+            .unwrap()
+    }
+
+    fn signing() -> String {
+        format!(
+            "      client_max_age: 1h\n      sign_client_ids: true\n      signing_keys: \
+             [{{id: k1, secret: '{KEY}'}}]\n      mcp_endpoints: [/mcp]\n      \
+             resource_metadata: https://mcp.example/.well-known/oauth-protected-resource/mcp\n"
+        )
+    }
+
+    fn head<'a>(path: &'a str, auth: Option<&'a str>) -> RequestHead<'a> {
+        RequestHead {
+            path,
+            authorization: auth,
+            content_type: Some("application/x-www-form-urlencoded"),
+            content_length: Some("40"),
+        }
+    }
+
+    #[test]
+    fn young_envelope_in_body_is_unwrapped_byte_for_byte() {
+        let p = policy(&signing());
+        let env = signed(&p, "real-id", NOW - 60);
+        let x = p.on_request("POST", "/token", None).unwrap();
+        assert!(matches!(
+            x.on_request_head(&p, &head("/token", None), NOW),
+            RequestAction::Proceed {
+                buffer_body: true,
+                ..
+            }
+        ));
+        let body = format!("grant_type=refresh_token&client_id={env}&refresh_token=r");
+        let BodyAction::Replace { body, event } = x.on_request_body(&p, body.as_bytes(), NOW)
+        else {
+            panic!("not replaced")
+        };
+        assert_eq!(
+            body,
+            b"grant_type=refresh_token&client_id=real-id&refresh_token=r"
+        );
+        assert_eq!(event, LifecycleEvent::Unwrapped);
+    }
+
+    #[test]
+    fn old_envelope_is_answered_without_the_provider() {
+        let p = policy(&signing());
+        let env = signed(&p, "real-id", NOW - 7200);
+        let x = p.on_request("POST", "/token", None).unwrap();
+        let body = format!("client_id={env}&grant_type=refresh_token");
+        let BodyAction::Respond(local) = x.on_request_body(&p, body.as_bytes(), NOW) else {
+            panic!("not answered")
+        };
+        assert_eq!(local.event, LifecycleEvent::Retired(Retirement::Age));
+        assert_eq!(local.reply.status, 401);
+        assert!(String::from_utf8(local.reply.body)
+            .unwrap()
+            .contains("invalid_client"));
+    }
+
+    #[test]
+    fn basic_credentials_are_checked_at_header_time() {
+        let p = policy(&signing());
+        let young = signed(&p, "real-id", NOW - 1);
+        let header = format!("Basic {}", STANDARD.encode(format!("{young}:secret")));
+        let x = p.on_request("POST", "/token", Some(&header)).unwrap();
+        let RequestAction::Proceed { set_headers, .. } =
+            x.on_request_head(&p, &head("/token", Some(&header)), NOW)
+        else {
+            panic!("not proceeding")
+        };
+        let expected = format!("Basic {}", STANDARD.encode("real-id:secret"));
+        assert_eq!(set_headers, vec![("authorization", expected)]);
+
+        let forged = young.replacen("mog1.k1.", "mog1.k1.1", 1);
+        let header = format!("Basic {}", STANDARD.encode(format!("{forged}:secret")));
+        let x = p.on_request("POST", "/revoke", Some(&header)).unwrap();
+        let RequestAction::Respond(local) =
+            x.on_request_head(&p, &head("/revoke", Some(&header)), NOW)
+        else {
+            panic!("forged envelope passed")
+        };
+        assert_eq!(local.event, LifecycleEvent::EnvelopeInvalid);
+        assert!(local
+            .reply
+            .headers
+            .iter()
+            .any(|(n, v)| *n == "www-authenticate" && v.starts_with("Basic ")));
+    }
+
+    #[test]
+    fn authorize_query_is_unwrapped_or_refused() {
+        let p = policy(&signing());
+        let young = signed(&p, "real id", NOW - 1);
+        let path = format!("/authorize?response_type=code&client_id={young}&state=s");
+        let x = p.on_request("GET", &path, None).unwrap();
+        let RequestAction::Proceed { set_headers, .. } =
+            x.on_request_head(&p, &head(&path, None), NOW)
+        else {
+            panic!("not proceeding")
+        };
+        assert_eq!(
+            set_headers,
+            vec![(
+                ":path",
+                "/authorize?response_type=code&client_id=real+id&state=s".to_owned()
+            )]
+        );
+        let old = signed(&p, "real id", NOW - 7200);
+        let path = format!("/authorize?client_id={old}");
+        let x = p.on_request("GET", &path, None).unwrap();
+        let RequestAction::Respond(local) = x.on_request_head(&p, &head(&path, None), NOW) else {
+            panic!("old client passed")
+        };
+        assert_eq!(local.reply.status, 400);
+        assert!(!local.reply.headers.iter().any(|(n, _)| *n == "location"));
+    }
+
+    #[test]
+    fn plain_client_ids_pass_unless_retired_by_policy() {
+        let p = policy(&signing());
+        let x = p.on_request("POST", "/token", None).unwrap();
+        assert_eq!(
+            x.on_request_body(&p, b"client_id=plain&grant_type=x", NOW),
+            BodyAction::Continue
+        );
+        let strict = policy(&format!(
+            "{}      retire_unsigned_clients: true\n",
+            signing()
+        ));
+        let x = strict.on_request("POST", "/token", None).unwrap();
+        assert!(matches!(
+            x.on_request_body(&strict, b"client_id=plain", NOW),
+            BodyAction::Respond(LocalReply {
+                event: LifecycleEvent::UnsignedRetired,
+                ..
+            })
+        ));
+    }
+
+    fn bearer(claims: &str) -> String {
+        format!("Bearer e30.{}.sig", URL_SAFE_NO_PAD.encode(claims))
+    }
+
+    #[test]
+    fn mcp_endpoint_refuses_tokens_of_retired_clients_only() {
+        let p = policy(&signing());
+        let old = bearer(&format!(r#"{{"client_id":"c","iat":{}}}"#, NOW - 7200));
+        let x = p.on_request("POST", "/mcp", Some(&old)).unwrap();
+        let RequestAction::Respond(local) = x.on_request_head(&p, &head("/mcp", Some(&old)), NOW)
+        else {
+            panic!("old token passed")
+        };
+        assert_eq!(local.reply.status, 401);
+        let challenge = &local
+            .reply
+            .headers
+            .iter()
+            .find(|(n, _)| *n == "www-authenticate")
+            .unwrap()
+            .1;
+        assert!(challenge.starts_with("Bearer error=\"invalid_token\""));
+        assert!(challenge.contains(
+            "resource_metadata=\"https://mcp.example/.well-known/oauth-protected-resource/mcp\""
+        ));
+
+        let young = bearer(&format!(r#"{{"azp":"c","iat":{}}}"#, NOW - 10));
+        let x = p.on_request("POST", "/mcp", Some(&young)).unwrap();
+        assert_eq!(
+            x.on_request_head(&p, &head("/mcp", Some(&young)), NOW),
+            RequestAction::Continue
+        );
+        for opaque in ["Bearer opaque", "Basic eDp5"] {
+            let x = p.on_request("POST", "/mcp", Some(opaque)).unwrap();
+            assert_eq!(
+                x.on_request_head(&p, &head("/mcp", Some(opaque)), NOW),
+                RequestAction::Continue
+            );
+        }
+        assert!(p.on_request("OPTIONS", "/mcp", Some(&old)).is_none());
+    }
+
+    #[test]
+    fn epoch_retires_older_registrations() {
+        let p = policy(
+            "      registration_epoch: '2027-01-15T08:00:00Z'\n      mcp_endpoints: [/mcp]\n",
+        );
+        let epoch = NOW; // 2027-01-15T08:00:00Z
+        let before = bearer(&format!(r#"{{"cid":"c","iat":{}}}"#, epoch - 1));
+        let x = p.on_request("GET", "/mcp", Some(&before)).unwrap();
+        assert!(matches!(
+            x.on_request_head(&p, &head("/mcp", Some(&before)), NOW),
+            RequestAction::Respond(LocalReply {
+                event: LifecycleEvent::Retired(Retirement::Epoch),
+                ..
+            })
+        ));
+    }
+}

@@ -610,6 +610,61 @@ mod tests {
         }
     }
 
+    fn load_at(text: &str, now: i64) -> Result<Policy, String> {
+        let env = |name: &str| (name == "GUARD_KEY").then(|| "a2V5".repeat(11));
+        Policy::from_bytes_with(text.as_bytes(), &LoadContext { now, env: &env })
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn lifecycle_mistakes_are_refused_with_the_field() {
+        let now = 1_800_000_000; // 2027-01-15T08:00:00Z
+        let base = "version: 1\nproviders:\n  - name: a\n    lifecycle:\n";
+        let cases = [
+            ("      client_max_age: 30x\n", "providers[0].lifecycle.client_max_age`: `30x`: unknown unit"),
+            ("      client_max_age: 0d\n", "providers[0].lifecycle.client_max_age`: must be longer than zero"),
+            (
+                "      registration_epoch: '2027-02-01T00:00:00Z'\n",
+                "providers[0].lifecycle.registration_epoch`: `2027-02-01T00:00:00Z` is more than 24 hours in the future",
+            ),
+            ("      registration_epoch: 'tuesday'\n", "is not an RFC 3339 timestamp"),
+            ("      registration_epoch: '1999-12-31T00:00:00Z'\n", "is before 2000"),
+            ("      sign_client_ids: true\n", "providers[0].lifecycle.signing_keys`: `sign_client_ids` is on but no signing key"),
+            (
+                "      sign_client_ids: true\n      signing_keys: [{id: k, secret: c2hvcnQ=}]\n",
+                "providers[0].lifecycle.signing_keys[0]`: the key is 5 bytes",
+            ),
+            (
+                "      sign_client_ids: true\n      signing_keys: [{id: k, secret_env: NOPE}]\n",
+                "providers[0].lifecycle.signing_keys[0].secret_env`: environment variable `NOPE` is not set",
+            ),
+            (
+                "      sign_client_ids: true\n      signing_keys: [{id: k}]\n",
+                "needs exactly one of `secret` and `secret_env`",
+            ),
+            ("      inject_client_secret_expires_at: true\n", "needs `client_max_age`"),
+            ("      mcp_endpoints: [/mcp]\n      sign_client_ids: false\n", "providers[0].lifecycle.mcp_endpoints`"),
+            ("      retire_unsigned_clients: true\n      client_max_age: 1d\n", "needs `sign_client_ids: true`"),
+            ("      {}\n", "sets no rule"),
+        ];
+        for (lifecycle, expected) in cases {
+            let text = format!("{base}{lifecycle}");
+            let e = load_at(&text, now).unwrap_err();
+            assert!(
+                e.contains(expected),
+                "{lifecycle}\n => {e}\n expected {expected}"
+            );
+        }
+        let ok = format!(
+            "{base}      client_max_age: 30d\n      registration_epoch: '2027-01-16T00:00:00Z'\n      \
+             sign_client_ids: true\n      signing_keys: [{{id: k2, secret_env: GUARD_KEY}}]\n      \
+             mcp_endpoints: [/mcp]\n"
+        );
+        let p = load_at(&ok, now).unwrap();
+        assert_eq!(p.providers[0].lifecycle.max_age, Some(30 * 86_400));
+        assert_eq!(p.router.find("/mcp").unwrap().kind, EndpointKind::Resource);
+    }
+
     #[test]
     fn hostile_documents_are_refused_not_expanded() {
         let laughs = "a: &a [x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a]\n\
@@ -632,7 +687,10 @@ mod tests {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "yaml" || e == "json") {
                 let text = std::fs::read(&path).unwrap();
-                if let Err(e) = Policy::from_bytes(&text) {
+                // Secrets named by `secret_env` come from the VM's environment at run time.
+                let env = |_: &str| Some("a2V5".repeat(11));
+                let ctx = LoadContext { now: 1_800_000_000, env: &env };
+                if let Err(e) = Policy::from_bytes_with(&text, &ctx) {
                     panic!("{}: {e}", path.display());
                 }
                 seen += 1;

@@ -6,5 +6,5 @@ pub mod document;
 pub mod error;
 pub mod load;
 
-pub use compile::{Policy, Provider, RewriteSettings};
+pub use compile::{LoadContext, Policy, Provider, RewriteSettings};
 pub use error::PolicyError;
