@@ -42,6 +42,7 @@ fi
 
 step "replay of provider fixtures through a real Envoy"
 ./tests/replay.sh tests/fixtures/providers
+./tests/replay.sh tests/fixtures/more-providers
 if [ -d "$root/../shared/fixtures/providers" ]; then
   ./tests/replay.sh "$root/../shared/fixtures/providers"
 fi

@@ -103,10 +103,19 @@ impl ProviderMatcher {
                 {
                     Verdict::ClientGone
                 }
-                Some(CodeMeaning::BadGrant) if client_error && code == "invalid_grant" => {
+                Some(CodeMeaning::BadGrant)
+                    if client_error && code == "invalid_grant" && error.standard_shape =>
+                {
                     Verdict::Keep(KeepReason::AlreadyStandard)
                 }
                 Some(CodeMeaning::BadGrant) => Verdict::BadGrant,
+                // A vendor code the filter does not know, with a description that says the
+                // client is unknown (and is not one of the RFC codes about something else).
+                None if !OTHER_STANDARD_CODES.contains(&code)
+                    && says_client_is_gone(error.description.as_deref()) =>
+                {
+                    Verdict::ClientGone
+                }
                 _ if success => Verdict::ErrorInSuccess,
                 _ => Verdict::Keep(KeepReason::NoEvidence),
             }
@@ -152,6 +161,37 @@ fn code_names_gone_client(code: &str) -> bool {
     .any(|g| code.contains(g));
     names_client && gone
 }
+
+/// Registered error codes (RFC 6749, 6750, 7009, 8628, 8707, 9449, OpenID Connect) that are
+/// about something other than the client's existence: never read as "client is gone".
+const OTHER_STANDARD_CODES: &[&str] = &[
+    "access_denied",
+    "unsupported_response_type",
+    "unsupported_grant_type",
+    "unsupported_token_type",
+    "invalid_scope",
+    "invalid_target",
+    "invalid_token",
+    "insufficient_scope",
+    "server_error",
+    "temporarily_unavailable",
+    "authorization_pending",
+    "slow_down",
+    "expired_token",
+    "invalid_dpop_proof",
+    "use_dpop_nonce",
+    "interaction_required",
+    "login_required",
+    "account_selection_required",
+    "consent_required",
+    "invalid_request_uri",
+    "invalid_request_object",
+    "request_not_supported",
+    "request_uri_not_supported",
+    "registration_not_supported",
+    "invalid_redirect_uri",
+    "invalid_client_metadata",
+];
 
 /// Phrases that name the client (or Entra's application) as the thing that is missing.
 const SUBJECTS: &[&str] = &["client", "application", "aadsts700016"];
@@ -209,6 +249,7 @@ mod tests {
             code: Some(code.to_owned()),
             description: (!description.is_empty()).then(|| description.to_owned()),
             has_access_token: false,
+            standard_shape: true,
         }
     }
 
@@ -338,6 +379,39 @@ mod tests {
                 "{code}"
             );
         }
+    }
+
+    #[test]
+    fn vendor_codes_with_evidence_only() {
+        let m = matcher("generic");
+        assert_eq!(
+            m.classify(T, 404, &err("not_found", "Client not found")),
+            Verdict::ClientGone
+        );
+        assert_eq!(
+            m.classify(T, 400, &err("not_found", "Resource not found")),
+            Verdict::Keep(KeepReason::NoEvidence)
+        );
+        assert_eq!(
+            m.classify(
+                T,
+                400,
+                &err("invalid_target", "resource unknown for this client")
+            ),
+            Verdict::Keep(KeepReason::NoEvidence)
+        );
+        assert_eq!(
+            m.classify(T, 429, &err("slow_down", "client unknown rate")),
+            Verdict::Keep(KeepReason::NoEvidence)
+        );
+    }
+
+    #[test]
+    fn invalid_grant_in_an_envelope_is_made_standard() {
+        let m = matcher("auto");
+        let mut e = err("invalid_grant", "");
+        e.standard_shape = false;
+        assert_eq!(m.classify(T, 400, &e), Verdict::BadGrant);
     }
 
     #[test]

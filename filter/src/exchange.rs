@@ -19,6 +19,8 @@ pub struct Exchange {
     pub redirect_uri: Option<String>,
     /// A `POST` (a registration request, for the registration checks).
     pub is_post: bool,
+    /// The request's `:authority`, to tell the server's own pages from the client's.
+    pub authority: Option<String>,
 }
 
 /// The response head fields the decision reads.
@@ -120,6 +122,7 @@ impl Policy {
             client_auth: ClientAuthScheme::from_authorization(authorization),
             redirect_uri,
             is_post: method == "POST",
+            authority: None,
         })
     }
 }
@@ -270,13 +273,23 @@ impl Exchange {
         if self.kind != EndpointKind::Authorization {
             return None;
         }
-        let redirect_uri = self.redirect_uri.as_deref().filter(|r| !r.is_empty())?;
         let location = head.location?;
-        let rest = location.strip_prefix(redirect_uri)?;
-        let params = match rest.as_bytes().first() {
-            None => "",
-            Some(b'?' | b'#' | b'&') => &rest[1..],
-            Some(_) => return None,
+        let params = match self.redirect_uri.as_deref().filter(|r| !r.is_empty()) {
+            Some(redirect_uri) => {
+                let rest = location.strip_prefix(redirect_uri)?;
+                match rest.as_bytes().first() {
+                    None => "",
+                    Some(b'?' | b'#' | b'&') => &rest[1..],
+                    Some(_) => return None,
+                }
+            }
+            // No redirect_uri in the request: the client's registered one is used. A redirect
+            // that leaves the server's own origin is taken to be that one.
+            None if is_same_origin(location, self.authority.as_deref()) => return None,
+            None => location
+                .split_once(['?', '#'])
+                .map(|(_, p)| p)
+                .unwrap_or(""),
         };
         let mut error = ProviderError::default();
         for (key, value) in form_urlencoded::parse(params.replace('#', "&").as_bytes()) {
@@ -286,11 +299,29 @@ impl Exchange {
                 _ => {}
             }
         }
+        // A bare `unauthorized_client` sent back to the client says nothing but "this client
+        // may not be here": for an authorization request that is the unknown client.
+        if error.code.as_deref() == Some("unauthorized_client") && error.description.is_none() {
+            error.code = Some("invalid_client".to_owned());
+        }
         // Classified as if it were a 400 answer: the redirect carries the error, not a status.
         let mut rewrite = self.decide(policy, 400, &error)?;
         rewrite.original_status = head.status;
         Some(rewrite)
     }
+}
+
+/// Whether a `Location` stays on the origin the request came to (relative, or the same
+/// authority). Unknown authority: only relative locations count as the same origin.
+fn is_same_origin(location: &str, authority: Option<&str>) -> bool {
+    if location.starts_with('/') && !location.starts_with("//") {
+        return true;
+    }
+    let Some((_, rest)) = location.split_once("://") else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    authority.is_some_and(|a| a.eq_ignore_ascii_case(host))
 }
 
 #[cfg(test)]
@@ -456,6 +487,30 @@ mod tests {
                 HeadAction::PassThrough(Skip::Status),
                 "{other}"
             );
+        }
+    }
+
+    #[test]
+    fn authorization_redirect_without_redirect_uri_in_request() {
+        let p = policy("");
+        let mut a = p.on_request("GET", "/authorize?client_id=c", None).unwrap();
+        a.authority = Some("auth.example".to_owned());
+        let mut h = head(302, "text/html");
+        for (location, replaced) in [
+            ("https://app.example/cb?error=invalid_client", true),
+            ("https://app.example/cb#error=unauthorized_client", true),
+            (
+                "https://app.example/cb?error=unauthorized_client&error_description=no+pkce",
+                false,
+            ),
+            ("https://AUTH.example/error?error=invalid_client", false),
+            ("/oauth2/fallbacks/error?error=invalid_client", false),
+            ("//evil.example/cb?error=invalid_client", true),
+            ("https://app.example/cb?code=x", false),
+        ] {
+            h.location = Some(location);
+            let replaced_now = matches!(a.on_response_headers(&p, &h), HeadAction::Replace(_));
+            assert_eq!(replaced_now, replaced, "{location}");
         }
     }
 

@@ -171,6 +171,9 @@ impl HttpContext for Stream {
         };
         let authorization = header_text(host::REQUEST_HEADERS, "authorization");
         self.exchange = policy.on_request(&method, &path, authorization.as_deref());
+        if let Some(exchange) = self.exchange.as_mut() {
+            exchange.authority = header_text(host::REQUEST_HEADERS, ":authority");
+        }
         let Some(exchange) = self.exchange.as_ref() else {
             return Action::Continue;
         };

@@ -689,7 +689,10 @@ mod tests {
                 let text = std::fs::read(&path).unwrap();
                 // Secrets named by `secret_env` come from the VM's environment at run time.
                 let env = |_: &str| Some("a2V5".repeat(11));
-                let ctx = LoadContext { now: 1_800_000_000, env: &env };
+                let ctx = LoadContext {
+                    now: 1_800_000_000,
+                    env: &env,
+                };
                 if let Err(e) = Policy::from_bytes_with(&text, &ctx) {
                     panic!("{}: {e}", path.display());
                 }
