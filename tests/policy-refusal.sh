@@ -22,7 +22,7 @@ fi
 # Each case: a sed expression that breaks the policy, and the text the refusal must contain.
 cases=(
   's/preset: auto/preset: okta2/|field `providers[0].preset`: unknown preset `okta2`'
-  's/token: \[\/token\]/tokn: [\/token]/|field `providers[0].endpoints.tokn` (line 6): unknown field `tokn`, expected one of token, revocation, registration, authorization'
+  's/token: \[\/token\]/tokn: [\/token]/|field `providers[0].endpoints.tokn` (line 6): unknown field `tokn`, expected one of `token`, `revocation`, `registration`, `authorization`'
   's/revocation: \[\/revoke\]/revocation: \/revoke/|field `providers[0].endpoints.revocation`'
   's/registration: \[\/register\]/registration: [\/token]/|field `providers[0].endpoints.registration[0]`: path `/token` is already the token endpoint'
   's/version: 1/version: 7/|field `version`: version 7 is not supported'

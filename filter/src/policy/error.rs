@@ -41,14 +41,12 @@ impl fmt::Display for PolicyError {
                 line,
                 message,
             } => {
-                let field = if field.is_empty() || field == "." {
-                    "(document root)"
-                } else {
-                    field
-                };
-                match line {
-                    Some(line) => write!(f, "field `{field}` (line {line}): {message}"),
-                    None => write!(f, "field `{field}`: {message}"),
+                let root = field.is_empty() || field == ".";
+                match (root, line) {
+                    (true, Some(line)) => write!(f, "line {line}: {message}"),
+                    (true, None) => f.write_str(message),
+                    (false, Some(line)) => write!(f, "field `{field}` (line {line}): {message}"),
+                    (false, None) => write!(f, "field `{field}`: {message}"),
                 }
             }
             Self::Invalid { field, reason } => write!(f, "field `{field}`: {reason}"),
