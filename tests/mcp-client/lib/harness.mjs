@@ -253,6 +253,7 @@ function createShim({ asPort, stack }) {
     const isAuthorize = req.method === 'GET' && url.pathname === AUTHORIZATION_PATH;
     try {
       const reqBody = await readBody(req);
+      stack.recordProviderRequest(req, url, reqBody);
       const upstream = await new Promise((resolve, reject) => {
         const headers = { ...req.headers };
         delete headers['content-length'];
@@ -429,18 +430,20 @@ function createMcpHttpServer(stack) {
 /* ---------------------------------------------------------------- stack */
 
 class Stack {
-  constructor({ name, deployment, shape, guard, accessTokenTTL, log }) {
+  constructor({ name, deployment, shape, guard, port, accessTokenTTL, log }) {
     if (!SHAPES[shape]) throw new Error(`unknown shape ${shape}`);
     this.name = name;
     this.deployment = deployment; // 'root' | 'path'
     this.shape = shape;
     this.guard = guard; // filter policy preset name, or null for the listener without the filter
+    this.port = port; // the Envoy listener port, when fixed (else the OS picks one)
     this.accessTokenTTL = accessTokenTTL;
     this.log = log;
     this.store = new Map();
     this.tokenLog = [];
     this.toolCalls = [];
     this.rejectedTokens = 0;
+    this.providerRequests = []; // every request that reached the provider (see recordProviderRequest)
     this.mcpPath = deployment === 'root' ? '/' : '/mcp';
   }
 
@@ -490,6 +493,22 @@ class Stack {
 
   prmPaths() {
     return this.deployment === 'root' ? ['/.well-known/oauth-protected-resource'] : ['/.well-known/oauth-protected-resource/mcp'];
+  }
+
+  /**
+   * Notes a request the shim forwards to oidc-provider: method, path (no query),
+   * grant_type, the client_id it names (query, form body or Basic) and whether
+   * anything in it (query, body, Authorization) is in the filter's signed
+   * envelope form (`mog1.`). Never the query values, body or credentials.
+   */
+  recordProviderRequest(req, url, body) {
+    const text = body.toString('utf8');
+    const isForm = /x-www-form-urlencoded/i.test(req.headers['content-type'] ?? '');
+    const form = isForm ? new URLSearchParams(text) : undefined;
+    const basic = basicClientId(req.headers.authorization);
+    const clientId = url.searchParams.get('client_id') ?? form?.get('client_id') ?? basic ?? undefined;
+    const envelope = /mog1\./.test(req.url) || /mog1\./.test(text) || /^mog1\./.test(basic ?? '');
+    this.providerRequests.push({ at: Date.now(), method: req.method, path: url.pathname, grantType: form?.get('grant_type') ?? undefined, clientId, envelope });
   }
 
   clientExists(clientId) {
@@ -542,9 +561,10 @@ function routesFor(stack) {
 }
 
 // guard: a preset name, or { preset, staleClientPage } for the policy's
-// authorization.stale_client_page setting.
+// authorization.stale_client_page setting, or { policy } with the whole policy
+// document as text (used as is).
 function wasmFilter(guard, wasmPath) {
-  const { preset, ...policyOptions } = typeof guard === 'string' ? { preset: guard } : guard;
+  const { preset, policy, ...policyOptions } = typeof guard === 'string' ? { preset: guard } : guard;
   return {
     name: 'envoy.filters.http.wasm',
     typed_config: {
@@ -556,7 +576,7 @@ function wasmFilter(guard, wasmPath) {
         failure_policy: 'FAIL_OPEN',
         configuration: {
           '@type': 'type.googleapis.com/google.protobuf.StringValue',
-          value: policyFor(preset, policyOptions),
+          value: policy ?? policyFor(preset, policyOptions),
         },
         vm_config: {
           runtime: 'envoy.wasm.runtime.v8',
@@ -585,7 +605,8 @@ export function envoyBootstrap(stacks, { wasmPath, accessLogPath }) {
     static_resources: {
       listeners: stacks.map((s) => ({
         name: s.name,
-        address: { socket_address: { address: '127.0.0.1', port_value: 0 } },
+        // port: 0 (the OS picks) unless the listener spec or a restart fixed it.
+        address: { socket_address: { address: '127.0.0.1', port_value: s.port ?? 0 } },
         filter_chains: [
           {
             filters: [
@@ -638,6 +659,8 @@ async function startEnvoy({ bootstrap, dir, log }) {
   const adminPath = path.join(dir, 'admin-address.txt');
   const logPath = path.join(dir, 'envoy.log');
   await fsp.writeFile(configPath, toYaml(bootstrap));
+  // A restart must not read the previous Envoy's admin address.
+  await fsp.rm(adminPath, { force: true });
   const logFd = fs.openSync(logPath, 'a');
   baseIdCounter += 1;
   const baseId = String(((process.pid % 20000) * 50 + baseIdCounter * 7 + randomInt(7)) % 1_000_000 + 1000);
@@ -702,8 +725,9 @@ async function startEnvoy({ bootstrap, dir, log }) {
 
 /**
  * Starts the stacks and one Envoy. `listeners`: [{ name, deployment: 'root'|'path',
- * shape: key of SHAPES, guard: preset name or null }]. Returns { stacks, envoy,
- * dir, stop(), diagnostics() }.
+ * shape: key of SHAPES, guard: preset name, { preset, staleClientPage },
+ * { policy } or null, port (optional: a fixed listener port) }]. Returns
+ * { stacks, envoy, dir, stop(), restartEnvoy(), diagnostics() }.
  */
 export async function startHarness({ listeners, accessTokenTTL = 3, wasmPath = WASM_PATH, log = () => {} } = {}) {
   const needsWasm = listeners.some((l) => l.guard);
@@ -732,6 +756,25 @@ export async function startHarness({ listeners, accessTokenTTL = 3, wasmPath = W
       }
       return parts.join('\n');
     },
+    /**
+     * The operator's restart: stops Envoy and starts a new one with the stacks'
+     * current `guard` settings, each listener on the SAME port as before (the
+     * stacks, providers and their stores keep running). Returns the new Envoy.
+     */
+    async restartEnvoy() {
+      for (const s of Object.values(stacks)) s.port = envoy.ports[s.name];
+      await envoy.stop();
+      envoy = undefined;
+      envoy = await startEnvoy({
+        bootstrap: envoyBootstrap(Object.values(stacks), { wasmPath, accessLogPath: harness.accessLogPath }),
+        dir,
+        log,
+      });
+      for (const s of Object.values(stacks)) {
+        if (envoy.ports[s.name] !== s.port) throw new Error(`Envoy listener ${s.name} came back on port ${envoy.ports[s.name]}, not ${s.port}`);
+      }
+      return envoy;
+    },
     async stop() {
       await envoy?.stop().catch(() => {});
       await Promise.all(started.map((s) => s.stop().catch(() => {})));
@@ -753,6 +796,7 @@ export async function startHarness({ listeners, accessTokenTTL = 3, wasmPath = W
     for (const stack of Object.values(stacks)) {
       const port = envoy.ports[stack.name];
       if (!port) throw new Error(`Envoy has no listener ${stack.name}`);
+      if (stack.port && stack.port !== port) throw new Error(`Envoy listener ${stack.name} is on port ${port}, not ${stack.port}`);
       await stack.configure(`http://127.0.0.1:${port}`);
     }
   } catch (err) {
