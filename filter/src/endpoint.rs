@@ -134,6 +134,24 @@ impl PathPattern {
             .count()
     }
 
+    /// Whether some request path matches both patterns with neither more specific (the same
+    /// number of `*`), so the router could not choose between them.
+    pub fn overlaps(&self, other: &PathPattern) -> bool {
+        self.segments.len() == other.segments.len()
+            && self.wildcards() == other.wildcards()
+            && self
+                .segments
+                .iter()
+                .zip(&other.segments)
+                .all(|(a, b)| match (a, b) {
+                    (Segment::Literal(x), Segment::Literal(y)) => x == y,
+                    (Segment::Literal(x), Segment::Any) | (Segment::Any, Segment::Literal(x)) => {
+                        !x.is_empty()
+                    }
+                    (Segment::Any, Segment::Any) => true,
+                })
+    }
+
     /// Whether `path` (no query) is this endpoint.
     pub fn matches(&self, path: &str) -> bool {
         let Some(rest) = path.strip_prefix('/') else {
@@ -278,6 +296,15 @@ mod tests {
         assert_eq!(router.find("/oauth2/default/v1/token").unwrap().provider, 1);
         assert_eq!(router.find("/oauth2/x/v1/token").unwrap().provider, 0);
         assert!(router.find("/mcp").is_none());
+    }
+
+    #[test]
+    fn overlapping_patterns() {
+        assert!(p("/*/x").overlaps(&p("/a/*")));
+        assert!(p("/a/b").overlaps(&p("/a/b")));
+        assert!(!p("/*/x").overlaps(&p("/a/x")));
+        assert!(!p("/a/*").overlaps(&p("/b/*")));
+        assert!(!p("/a").overlaps(&p("/a/")));
     }
 
     #[test]

@@ -130,6 +130,35 @@ impl Policy {
 impl Exchange {
     /// Decides at response-header time, before any body byte is held.
     pub fn on_response_headers(&self, policy: &Policy, head: &ResponseHead<'_>) -> HeadAction {
+        let action = self.head_action(policy, head);
+        // With plain client_ids refused, a registration the filter cannot read (and so cannot
+        // sign) would send the client into a register-then-refused loop: refuse it now.
+        let unreadable = matches!(
+            action,
+            HeadAction::PassThrough(Skip::Coding | Skip::MediaType | Skip::OverCap | Skip::NoBody)
+        );
+        if unreadable && self.registration_must_be_signed(policy, head.status) {
+            return HeadAction::Replace(Rewrite {
+                outcome: Outcome::RegistrationRefused,
+                original_status: head.status,
+                original_code: Some("unsigned".to_owned()),
+                reply: reply::stale_registration(),
+            });
+        }
+        action
+    }
+
+    fn registration_must_be_signed(&self, policy: &Policy, status: u16) -> bool {
+        self.kind == EndpointKind::Registration
+            && self.is_post
+            && (200..300).contains(&status)
+            && policy
+                .providers
+                .get(self.provider)
+                .is_some_and(|p| p.lifecycle.signer.is_some() && p.lifecycle.retire_unsigned)
+    }
+
+    fn head_action(&self, policy: &Policy, head: &ResponseHead<'_>) -> HeadAction {
         let status = head.status;
         match self.kind {
             EndpointKind::Resource => return HeadAction::PassThrough(Skip::Endpoint),
@@ -208,7 +237,17 @@ impl Exchange {
         now: i64,
     ) -> Option<Rewrite> {
         let lifecycle = &policy.providers.get(self.provider)?.lifecycle;
-        let (outcome, reply, detail) = match registration::check(lifecycle, body, now) {
+        let verdict = match registration::check(lifecycle, body, now) {
+            // Plain client_ids are refused, so a registration left unsigned must not pass.
+            registration::Verdict::Unchanged
+            | registration::Verdict::Rewritten { signed: false, .. }
+                if self.registration_must_be_signed(policy, status) =>
+            {
+                registration::Verdict::Refused(registration::Stale::Unsigned)
+            }
+            other => other,
+        };
+        let (outcome, reply, detail) = match verdict {
             registration::Verdict::Unchanged => return None,
             registration::Verdict::Rewritten { body, signed } => (
                 Outcome::RegistrationRewritten,
@@ -274,17 +313,17 @@ impl Exchange {
             return None;
         }
         let location = head.location?;
-        let params = match self.redirect_uri.as_deref().filter(|r| !r.is_empty()) {
-            Some(redirect_uri) => {
-                let rest = location.strip_prefix(redirect_uri)?;
-                match rest.as_bytes().first() {
-                    None => "",
-                    Some(b'?' | b'#' | b'&') => &rest[1..],
-                    Some(_) => return None,
-                }
-            }
-            // No redirect_uri in the request: the client's registered one is used. A redirect
-            // that leaves the server's own origin is taken to be that one.
+        // The client's side: the request's redirect_uri, or (when the request named none, or
+        // named it twice, or the server spelled it differently) anywhere off this server's own
+        // origin. The server's own error pages (same origin) are left alone.
+        let to_redirect_uri = self
+            .redirect_uri
+            .as_deref()
+            .filter(|r| !r.is_empty())
+            .and_then(|r| location.strip_prefix(r))
+            .filter(|rest| matches!(rest.as_bytes().first(), None | Some(b'?' | b'#' | b'&')));
+        let params = match to_redirect_uri {
+            Some(rest) => rest.get(1..).unwrap_or(""),
             None if is_same_origin(location, self.authority.as_deref()) => return None,
             None => location
                 .split_once(['?', '#'])
@@ -478,14 +517,39 @@ mod tests {
         for other in [
             "http://x/cb?code=abc&state=s",
             "http://x/cb?error=access_denied",
-            "https://idp.example/error?error=invalid_client",
-            "http://x/cbevil?error=invalid_client",
+            "/error?error=invalid_client",
         ] {
             h.location = Some(other);
             assert_eq!(
                 a.on_response_headers(&p, &h),
                 HeadAction::PassThrough(Skip::Status),
                 "{other}"
+            );
+        }
+    }
+
+    #[test]
+    fn authorization_redirect_spelled_differently_is_still_refused() {
+        let p = policy("");
+        let mut a = p
+            .on_request(
+                "GET",
+                "/authorize?redirect_uri=http%3A%2F%2Fx%2Fcb&redirect_uri=x",
+                None,
+            )
+            .unwrap();
+        a.authority = Some("auth.example".to_owned());
+        let mut h = head(302, "text/html");
+        for location in [
+            "http://X/cb?error=invalid_client",
+            "http://x:80/cb?error=invalid_client",
+            "https://evil.example/cb?error=invalid_client",
+            "http://x/cbevil?error=invalid_client",
+        ] {
+            h.location = Some(location);
+            assert!(
+                matches!(a.on_response_headers(&p, &h), HeadAction::Replace(_)),
+                "{location}"
             );
         }
     }
@@ -527,6 +591,34 @@ mod tests {
             .unwrap();
         assert_eq!(
             a.on_response_headers(&off, &head(400, JSON)),
+            HeadAction::PassThrough(Skip::Endpoint)
+        );
+    }
+
+    #[test]
+    fn strict_signing_refuses_registrations_it_cannot_sign() {
+        let p = policy(
+            "    lifecycle:\n      sign_client_ids: true\n      retire_unsigned_clients: true\n      \
+             signing_keys: [{id: k, secret: MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=}]\n",
+        );
+        let reg = p.on_request("POST", "/register", None).unwrap();
+        let mut br = head(201, JSON);
+        br.content_encoding = Some("br");
+        let HeadAction::Replace(rw) = reg.on_response_headers(&p, &br) else {
+            panic!("unreadable registration passed")
+        };
+        assert_eq!(rw.outcome, Outcome::RegistrationRefused);
+        let long = format!(r#"{{"client_id":"{}"}}"#, "x".repeat(2000));
+        let rw = reg
+            .on_response_body(&p, &head(201, JSON), long.as_bytes(), 0)
+            .unwrap();
+        assert_eq!(rw.outcome, Outcome::RegistrationRefused);
+        let ok = reg
+            .on_response_body(&p, &head(201, JSON), br#"{"client_id":"c"}"#, 0)
+            .unwrap();
+        assert_eq!(ok.outcome, Outcome::RegistrationRewritten);
+        assert_eq!(
+            reg.on_response_headers(&p, &head(400, JSON)),
             HeadAction::PassThrough(Skip::Endpoint)
         );
     }

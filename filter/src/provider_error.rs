@@ -18,6 +18,9 @@ pub struct ProviderError {
     pub has_access_token: bool,
     /// The body is already RFC 6749 section 5.2 JSON: the code is the top-level `error` string.
     pub standard_shape: bool,
+    /// The code came only from a generic `code` field, which success envelopes use too
+    /// (`{"code":"SUCCESS","data":{...}}`): never enough to call a 2xx an error.
+    pub weak_code: bool,
 }
 
 impl ProviderError {
@@ -178,11 +181,12 @@ fn parse_json(body: &[u8]) -> Option<ProviderError> {
         _ => None,
     };
     let standard_shape = matches!(map.get("error"), Some(Value::String(s)) if !s.trim().is_empty());
-    let code = string_field(&map, &["error", "errorCode", "error_code", "error_type"])
-        .or_else(|| {
+    let strong =
+        string_field(&map, &["error", "errorCode", "error_code", "error_type"]).or_else(|| {
             nested.and_then(|n| string_field(n, &["error", "code", "error_code", "status"]))
-        })
-        .or_else(|| string_field(&map, &["code"]));
+        });
+    let weak_code = strong.is_none();
+    let code = strong.or_else(|| string_field(&map, &["code"]));
     let description = string_field(
         &map,
         &[
@@ -200,8 +204,13 @@ fn parse_json(body: &[u8]) -> Option<ProviderError> {
     Some(ProviderError {
         code: code.map(|c| c.to_ascii_lowercase()),
         description,
-        has_access_token: map.contains_key("access_token"),
+        // Also `{"data": {"access_token": ...}}` success envelopes.
+        has_access_token: map.contains_key("access_token")
+            || map
+                .values()
+                .any(|v| matches!(v, Value::Object(inner) if inner.contains_key("access_token"))),
         standard_shape,
+        weak_code,
     })
 }
 
@@ -294,6 +303,14 @@ mod tests {
         assert!(!json(r#"{"errorCode":"invalid_grant"}"#).standard_shape);
         let form = parse(MediaKind::Form, b"error=invalid_grant").unwrap();
         assert!(!form.standard_shape);
+    }
+
+    #[test]
+    fn success_envelopes_are_successes() {
+        let e = json(r#"{"code":"SUCCESS","data":{"access_token":"t"}}"#);
+        assert!(e.has_access_token);
+        assert!(e.weak_code);
+        assert!(!json(r#"{"error":"x"}"#).weak_code);
     }
 
     #[test]

@@ -162,7 +162,16 @@ pub fn invalid_token(resource_metadata: Option<&str>) -> Reply {
         json!({"error": "invalid_token", "error_description": RETIRED_TOKEN_DESCRIPTION}),
     );
     reply.headers.push(("www-authenticate", challenge));
-    // Browser clients can read the challenge only when it is exposed to scripts.
+    reply
+}
+
+/// Adds CORS headers to an error answer the filter makes itself (nothing upstream set them):
+/// browser MCP clients must be able to read the status, the body and the `WWW-Authenticate`
+/// challenge. These answers carry no credentials and no user data.
+pub fn with_cors(mut reply: Reply) -> Reply {
+    reply
+        .headers
+        .push(("access-control-allow-origin", "*".to_owned()));
     reply.headers.push((
         "access-control-expose-headers",
         "WWW-Authenticate".to_owned(),

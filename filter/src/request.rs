@@ -1,7 +1,7 @@
 //! Request-side decisions of the client lifecycle: unwrapping signed `client_id`s before the
 //! provider sees them, and answering for a client that is gone without asking the provider.
 
-use crate::endpoint::EndpointKind;
+use crate::endpoint::{split_path, EndpointKind};
 use crate::exchange::Exchange;
 use crate::lifecycle::client_id::{find_param, replace_value, BasicCredentials};
 use crate::lifecycle::envelope::{EnvelopeError, Signer};
@@ -14,6 +14,8 @@ use crate::reply::{self, Reply};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RequestHead<'a> {
     pub path: &'a str,
+    /// More than the headers will come (not `end_of_stream` at the header callback).
+    pub has_body: bool,
     pub authorization: Option<&'a str>,
     pub content_type: Option<&'a str>,
     pub content_length: Option<&'a str>,
@@ -113,11 +115,11 @@ impl Exchange {
     fn gone_reply(&self, policy: &Policy, event: LifecycleEvent) -> LocalReply {
         let reply = match self.kind {
             EndpointKind::Authorization => reply::stale_client_page(),
-            _ => reply::invalid_client(
+            _ => reply::with_cors(reply::invalid_client(
                 &policy.rewrite.error_description,
                 &policy.rewrite.realm,
                 &self.client_auth,
-            ),
+            )),
         };
         LocalReply { reply, event }
     }
@@ -152,7 +154,7 @@ impl Exchange {
         // the epoch, or longer ago than the maximum age, belongs to a retired client.
         match lc.retirement(issued_at, now) {
             Some(r) => RequestAction::Respond(LocalReply {
-                reply: reply::invalid_token(lc.resource_metadata.as_deref()),
+                reply: reply::with_cors(reply::invalid_token(lc.resource_metadata.as_deref())),
                 event: LifecycleEvent::Retired(r),
             }),
             None => RequestAction::Continue,
@@ -166,29 +168,64 @@ impl Exchange {
         head: &RequestHead<'_>,
         now: i64,
     ) -> RequestAction {
+        let strict = is_strict(lc);
+        let refuse = |event| RequestAction::Respond(self.gone_reply(policy, event));
         let mut set_headers = Vec::new();
         let mut event = None;
-        if let Some(basic) = head.authorization.and_then(BasicCredentials::parse) {
-            match check_client_id(lc, &basic.client_id, now) {
-                ClientIdCheck::Plain => {}
-                ClientIdCheck::Valid(original) => {
-                    set_headers.push(("authorization", basic.with_client_id(&original)));
-                    event = Some(LifecycleEvent::Unwrapped);
-                }
-                ClientIdCheck::Gone(e) => {
-                    return RequestAction::Respond(self.gone_reply(policy, e))
-                }
+        let mut identified = false;
+
+        if let Some(value) = head.authorization.filter(|v| is_basic(v)) {
+            match BasicCredentials::parse(value) {
+                // Credentials the filter cannot read may still be read by the provider.
+                None if strict => return refuse(LifecycleEvent::UnsignedRetired),
+                None => {}
+                Some(basic) => match check_client_id(lc, &basic.client_id, now) {
+                    ClientIdCheck::Plain => {}
+                    ClientIdCheck::Valid(original) => {
+                        set_headers.push(("authorization", basic.with_client_id(&original)));
+                        event = Some(LifecycleEvent::Unwrapped);
+                        identified = true;
+                    }
+                    ClientIdCheck::Gone(e) => return refuse(e),
+                },
             }
         }
+
+        let (path, query) = split_path(head.path);
+        if let Some(query) = query {
+            match find_param(query.as_bytes(), "client_id") {
+                Err(()) if strict => return refuse(LifecycleEvent::UnsignedRetired),
+                Ok(Some(found)) => match check_client_id(lc, &found.decoded, now) {
+                    ClientIdCheck::Plain => {}
+                    ClientIdCheck::Gone(e) => return refuse(e),
+                    ClientIdCheck::Valid(original) => {
+                        let query = replace_value(query.as_bytes(), found.value, &original);
+                        let query = String::from_utf8_lossy(&query);
+                        set_headers.push((":path", format!("{path}?{query}")));
+                        event = Some(LifecycleEvent::Unwrapped);
+                        identified = true;
+                    }
+                },
+                _ => {}
+            }
+        }
+
         let form = media_kind(head.content_type) == MediaKind::Form;
         let small = head.content_length.is_none_or(|l| {
             l.trim()
                 .parse::<usize>()
-                .is_ok_and(|n| n > 0 && n <= policy.max_body_bytes)
+                .is_ok_and(|n| n <= policy.max_body_bytes)
         });
+        if strict && head.has_body && !(form && small) {
+            // A body the filter cannot read could carry a plain client_id to the provider.
+            return refuse(LifecycleEvent::UnsignedRetired);
+        }
+        if strict && !head.has_body && !identified {
+            return refuse(LifecycleEvent::UnsignedRetired);
+        }
         RequestAction::Proceed {
             set_headers,
-            buffer_body: form && small,
+            buffer_body: head.has_body && form && small,
             event,
         }
     }
@@ -200,11 +237,21 @@ impl Exchange {
         head: &RequestHead<'_>,
         now: i64,
     ) -> RequestAction {
+        // A form-encoded POST to the authorization endpoint carries client_id in its body.
+        if self.is_post {
+            return self.check_client_credentials(policy, lc, head, now);
+        }
         let Some((path, query)) = head.path.split_once('?') else {
             return RequestAction::Continue;
         };
-        let Ok(Some(found)) = find_param(query.as_bytes(), "client_id") else {
-            return RequestAction::Continue;
+        let found = match find_param(query.as_bytes(), "client_id") {
+            Ok(Some(found)) => found,
+            Err(()) if is_strict(lc) => {
+                return RequestAction::Respond(
+                    self.gone_reply(policy, LifecycleEvent::UnsignedRetired),
+                )
+            }
+            _ => return RequestAction::Continue,
         };
         match check_client_id(lc, &found.decoded, now) {
             ClientIdCheck::Plain => RequestAction::Continue,
@@ -221,26 +268,75 @@ impl Exchange {
         }
     }
 
-    /// Decides on a complete (form) request body of the token or revocation endpoint.
-    pub fn on_request_body(&self, policy: &Policy, body: &[u8], now: i64) -> BodyAction {
+    /// Decides on a complete form request body (token, revocation, authorization POST).
+    /// `authorization` is the request's header again: a client that identified itself with
+    /// a signed `Authorization: Basic` needs no `client_id` in the body.
+    pub fn on_request_body(
+        &self,
+        policy: &Policy,
+        body: &[u8],
+        authorization: Option<&str>,
+        now: i64,
+    ) -> BodyAction {
         let Some(lc) = self.lifecycle(policy) else {
             return BodyAction::Continue;
         };
+        let strict = is_strict(lc);
+        let refuse = |event| BodyAction::Respond(self.gone_reply(policy, event));
         if body.len() > policy.max_body_bytes {
-            return BodyAction::Continue;
+            return self.on_request_body_over_cap(policy);
         }
-        let Ok(Some(found)) = find_param(body, "client_id") else {
-            return BodyAction::Continue;
-        };
-        match check_client_id(lc, &found.decoded, now) {
-            ClientIdCheck::Plain => BodyAction::Continue,
-            ClientIdCheck::Gone(e) => BodyAction::Respond(self.gone_reply(policy, e)),
-            ClientIdCheck::Valid(original) => BodyAction::Replace {
-                body: replace_value(body, found.value, &original),
-                event: LifecycleEvent::Unwrapped,
+        match find_param(body, "client_id") {
+            Err(()) if strict => refuse(LifecycleEvent::UnsignedRetired),
+            Err(()) => BodyAction::Continue,
+            Ok(None) if strict && !signed_basic(lc, authorization, now) => {
+                refuse(LifecycleEvent::UnsignedRetired)
+            }
+            Ok(None) => BodyAction::Continue,
+            Ok(Some(found)) => match check_client_id(lc, &found.decoded, now) {
+                ClientIdCheck::Plain => BodyAction::Continue,
+                ClientIdCheck::Gone(e) => refuse(e),
+                ClientIdCheck::Valid(original) => BodyAction::Replace {
+                    body: replace_value(body, found.value, &original),
+                    event: LifecycleEvent::Unwrapped,
+                },
             },
         }
     }
+
+    /// A request body that grew over the cap: released unread, unless plain client_ids are
+    /// refused, in which case an unread body is refused too.
+    pub fn on_request_body_over_cap(&self, policy: &Policy) -> BodyAction {
+        match self.lifecycle(policy) {
+            Some(lc) if is_strict(lc) => {
+                BodyAction::Respond(self.gone_reply(policy, LifecycleEvent::UnsignedRetired))
+            }
+            _ => BodyAction::Continue,
+        }
+    }
+}
+
+/// Signing on and plain `client_id`s refused: whatever the filter cannot inspect is refused.
+fn is_strict(lc: &Lifecycle) -> bool {
+    lc.signer.is_some() && lc.retire_unsigned
+}
+
+fn is_basic(value: &str) -> bool {
+    value
+        .trim_start()
+        .get(..6)
+        .is_some_and(|s| s.eq_ignore_ascii_case("basic "))
+}
+
+fn signed_basic(lc: &Lifecycle, authorization: Option<&str>, now: i64) -> bool {
+    authorization
+        .and_then(BasicCredentials::parse)
+        .is_some_and(|b| {
+            matches!(
+                check_client_id(lc, &b.client_id, now),
+                ClientIdCheck::Valid(_)
+            )
+        })
 }
 
 #[cfg(test)]
@@ -291,6 +387,7 @@ mod tests {
     fn head<'a>(path: &'a str, auth: Option<&'a str>) -> RequestHead<'a> {
         RequestHead {
             path,
+            has_body: true,
             authorization: auth,
             content_type: Some("application/x-www-form-urlencoded"),
             content_length: Some("40"),
@@ -310,7 +407,7 @@ mod tests {
             }
         ));
         let body = format!("grant_type=refresh_token&client_id={env}&refresh_token=r");
-        let BodyAction::Replace { body, event } = x.on_request_body(&p, body.as_bytes(), NOW)
+        let BodyAction::Replace { body, event } = x.on_request_body(&p, body.as_bytes(), None, NOW)
         else {
             panic!("not replaced")
         };
@@ -327,7 +424,7 @@ mod tests {
         let env = signed(&p, "real-id", NOW - 7200);
         let x = p.on_request("POST", "/token", None).unwrap();
         let body = format!("client_id={env}&grant_type=refresh_token");
-        let BodyAction::Respond(local) = x.on_request_body(&p, body.as_bytes(), NOW) else {
+        let BodyAction::Respond(local) = x.on_request_body(&p, body.as_bytes(), None, NOW) else {
             panic!("not answered")
         };
         assert_eq!(local.event, LifecycleEvent::Retired(Retirement::Age));
@@ -400,7 +497,7 @@ mod tests {
         let p = policy(&signing());
         let x = p.on_request("POST", "/token", None).unwrap();
         assert_eq!(
-            x.on_request_body(&p, b"client_id=plain&grant_type=x", NOW),
+            x.on_request_body(&p, b"client_id=plain&grant_type=x", None, NOW),
             BodyAction::Continue
         );
         let strict = policy(&format!(
@@ -409,12 +506,73 @@ mod tests {
         ));
         let x = strict.on_request("POST", "/token", None).unwrap();
         assert!(matches!(
-            x.on_request_body(&strict, b"client_id=plain", NOW),
+            x.on_request_body(&strict, b"client_id=plain", None, NOW),
             BodyAction::Respond(LocalReply {
                 event: LifecycleEvent::UnsignedRetired,
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn strict_mode_refuses_what_it_cannot_inspect() {
+        let strict = policy(&format!(
+            "{}      retire_unsigned_clients: true\n",
+            signing()
+        ));
+        let env = signed(&strict, "real-id", NOW - 1);
+        let x = strict.on_request("POST", "/token", None).unwrap();
+        let refused = |a: &BodyAction| {
+            matches!(
+                a,
+                BodyAction::Respond(LocalReply {
+                    event: LifecycleEvent::UnsignedRetired,
+                    ..
+                })
+            )
+        };
+        for body in [
+            format!("client_id={env}&client_id={env}"),
+            "client_id=plain%ff".to_owned(),
+            "grant_type=refresh_token".to_owned(),
+        ] {
+            assert!(
+                refused(&x.on_request_body(&strict, body.as_bytes(), None, NOW)),
+                "{body}"
+            );
+        }
+        assert!(refused(&x.on_request_body_over_cap(&strict)));
+        // A signed Basic header identifies the client without a body client_id.
+        let basic = format!("Basic {}", STANDARD.encode(format!("{env}:s")));
+        assert_eq!(
+            x.on_request_body(&strict, b"grant_type=refresh_token", Some(&basic), NOW),
+            BodyAction::Continue
+        );
+        // Unreadable bodies, query client_ids and unreadable Basic are refused at the head.
+        let mut h = head("/token", None);
+        h.content_type = Some("text/plain");
+        assert!(matches!(
+            x.on_request_head(&strict, &h, NOW),
+            RequestAction::Respond(_)
+        ));
+        let h = head("/token?client_id=plain", None);
+        assert!(matches!(
+            x.on_request_head(&strict, &h, NOW),
+            RequestAction::Respond(_)
+        ));
+        let h = head("/token", Some("Basic !!"));
+        assert!(matches!(
+            x.on_request_head(&strict, &h, NOW),
+            RequestAction::Respond(_)
+        ));
+        // The same inputs pass when plain client_ids are allowed.
+        let lax = policy(&signing());
+        let y = lax.on_request("POST", "/token", None).unwrap();
+        assert_eq!(
+            y.on_request_body(&lax, b"grant_type=refresh_token", None, NOW),
+            BodyAction::Continue
+        );
+        assert_eq!(y.on_request_body_over_cap(&lax), BodyAction::Continue);
     }
 
     fn bearer(claims: &str) -> String {

@@ -181,6 +181,7 @@ impl HttpContext for Stream {
         let content_length = header_text(host::REQUEST_HEADERS, "content-length");
         let head = RequestHead {
             path: &path,
+            has_body: !end_of_stream,
             authorization: authorization.as_deref(),
             content_type: content_type.as_deref(),
             content_length: content_length.as_deref(),
@@ -223,42 +224,24 @@ impl HttpContext for Stream {
         };
         if body_size > policy.max_body_bytes {
             self.holding_request = false;
-            return Action::Continue;
+            let action = exchange.on_request_body_over_cap(&policy);
+            return self.apply_request_body(&exchange, action, body_size);
         }
         if !end_of_stream {
             return Action::Pause;
         }
-        self.holding_request = false;
-        let body = match host::buffer(host::REQUEST_BODY, 0, body_size) {
-            Ok(body) => body.unwrap_or_default(),
-            Err(_) => {
-                self.metrics.host_refused();
-                return Action::Continue;
-            }
-        };
-        match exchange.on_request_body(&policy, &body, now()) {
-            BodyAction::Continue => Action::Continue,
-            BodyAction::Replace { body: new, event } => {
-                let result =
-                    host::set_buffer(host::REQUEST_BODY, 0, body_size, &new).and_then(|()| {
-                        host::set_header(
-                            host::REQUEST_HEADERS,
-                            "content-length",
-                            &new.len().to_string(),
-                        )
-                    });
-                if result.is_err() {
-                    self.metrics.host_refused();
-                } else {
-                    self.metrics.lifecycle(exchange.provider, event);
-                }
-                Action::Continue
-            }
-            BodyAction::Respond(local) => {
-                self.answer_locally(&local);
-                Action::Pause
-            }
+        self.decide_request_body(&policy, &exchange, body_size)
+    }
+
+    fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {
+        // With request trailers the body callback never sees end_of_stream: decide here.
+        if !self.holding_request {
+            return Action::Continue;
         }
+        let (Some(policy), Some(exchange)) = (self.policy.clone(), self.exchange.clone()) else {
+            return Action::Continue;
+        };
+        self.decide_request_body(&policy, &exchange, usize::MAX)
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
@@ -285,7 +268,8 @@ impl HttpContext for Stream {
         match exchange.on_response_headers(policy, &head.view()) {
             HeadAction::PassThrough(_) => Action::Continue,
             HeadAction::Replace(rewrite) if end_of_stream => {
-                self.apply(&rewrite, 0);
+                // No body follows (e.g. a bodiless 302): only status and headers can change.
+                self.apply(&rewrite, None);
                 Action::Continue
             }
             HeadAction::Replace(rewrite) => {
@@ -307,7 +291,8 @@ impl HttpContext for Stream {
             State::Idle => Action::Continue,
             State::Replacing(rewrite) => {
                 if end_of_stream {
-                    self.apply(&rewrite, body_size);
+                    // Also when this last callback carries 0 bytes: the page still goes in.
+                    self.apply(&rewrite, Some(body_size));
                     Action::Continue
                 } else {
                     // Drop what arrived so far: the answer is replaced, and nothing piles up.
@@ -342,7 +327,7 @@ impl HttpContext for Stream {
         // With trailers the body callback never sees end_of_stream: decide here.
         match std::mem::replace(&mut self.state, State::Idle) {
             State::Idle => {}
-            State::Replacing(rewrite) => self.apply(&rewrite, usize::MAX),
+            State::Replacing(rewrite) => self.apply(&rewrite, Some(usize::MAX)),
             State::Buffering(head) => {
                 let policy = self.policy.clone();
                 if let Some(policy) = policy.as_deref() {
@@ -355,6 +340,50 @@ impl HttpContext for Stream {
 }
 
 impl Stream {
+    fn decide_request_body(&mut self, policy: &Policy, exchange: &Exchange, size: usize) -> Action {
+        self.holding_request = false;
+        let body = match host::buffer(host::REQUEST_BODY, 0, size) {
+            Ok(body) => body.unwrap_or_default(),
+            Err(_) => {
+                self.metrics.host_refused();
+                return Action::Continue;
+            }
+        };
+        let authorization = header_text(host::REQUEST_HEADERS, "authorization");
+        let action = exchange.on_request_body(policy, &body, authorization.as_deref(), now());
+        self.apply_request_body(exchange, action, body.len())
+    }
+
+    fn apply_request_body(
+        &mut self,
+        exchange: &Exchange,
+        action: BodyAction,
+        size: usize,
+    ) -> Action {
+        match action {
+            BodyAction::Continue => Action::Continue,
+            BodyAction::Replace { body, event } => {
+                let result = host::set_buffer(host::REQUEST_BODY, 0, size, &body).and_then(|()| {
+                    host::set_header(
+                        host::REQUEST_HEADERS,
+                        "content-length",
+                        &body.len().to_string(),
+                    )
+                });
+                if result.is_err() {
+                    self.metrics.host_refused();
+                } else {
+                    self.metrics.lifecycle(exchange.provider, event);
+                }
+                Action::Continue
+            }
+            BodyAction::Respond(local) => {
+                self.answer_locally(&local);
+                Action::Pause
+            }
+        }
+    }
+
     /// Sends the filter's own answer. The request stays paused for good (never resumed after
     /// a local reply), and the response callbacks leave that answer alone.
     fn answer_locally(&mut self, local: &LocalReply) {
@@ -405,21 +434,23 @@ impl Stream {
             self.metrics.registration_checked(exchange.provider);
         }
         if let Some(rewrite) = exchange.on_response_body(policy, &head.view(), &body, now()) {
-            self.apply(&rewrite, body.len());
+            self.apply(&rewrite, Some(body.len()));
         }
     }
 
-    /// Replaces status, headers and body. The body goes first: if Envoy refuses it, the
+    /// Replaces status, headers and body (`body`: the size of the body to replace, or `None`
+    /// when the answer has no body at all). The body goes first: if Envoy refuses it, the
     /// headers are left as they were and the answer passes through unchanged.
-    fn apply(&self, rewrite: &Rewrite, body_size: usize) {
+    fn apply(&self, rewrite: &Rewrite, body: Option<usize>) {
         let (Some(policy), Some(exchange)) = (self.policy.as_deref(), self.exchange.as_ref())
         else {
             return;
         };
         let reply = &rewrite.reply;
-        if body_size > 0
-            && host::set_buffer(host::RESPONSE_BODY, 0, body_size, &reply.body).is_err()
-        {
+        let replaced = body.is_some();
+        if body.is_some_and(|size| {
+            host::set_buffer(host::RESPONSE_BODY, 0, size, &reply.body).is_err()
+        }) {
             self.metrics.host_refused();
             host::log(
                 host::LOG_WARN,
@@ -435,7 +466,7 @@ impl Stream {
         for (name, value) in &reply.headers {
             result = result.and_then(|()| host::set_header(map, name, value));
         }
-        let length = if body_size > 0 { reply.body.len() } else { 0 };
+        let length = if replaced { reply.body.len() } else { 0 };
         result = result.and_then(|()| host::set_header(map, "content-length", &length.to_string()));
         if result.is_err() {
             self.metrics.host_refused();

@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine;
 
 /// A parameter found in a form-encoded string.
@@ -78,7 +78,9 @@ impl BasicCredentials {
         if !scheme.eq_ignore_ascii_case("basic") {
             return None;
         }
-        let decoded = STANDARD.decode(token.trim()).ok()?;
+        // Padding is optional in practice: many servers accept unpadded credentials.
+        let token = token.trim().trim_end_matches('=');
+        let decoded = STANDARD_NO_PAD.decode(token).ok()?;
         let colon = decoded.iter().position(|b| *b == b':')?;
         let client_id = decode(&decoded[..colon])?;
         Some(Self {
@@ -141,6 +143,8 @@ mod tests {
             .decode(rebuilt.strip_prefix("Basic ").unwrap())
             .unwrap();
         assert_eq!(raw, b"orig%2F1:s%3Acr:et".to_vec());
+        let unpadded = format!("Basic {}", STANDARD_NO_PAD.encode(b"id:secret"));
+        assert_eq!(BasicCredentials::parse(&unpadded).unwrap().client_id, "id");
         assert!(BasicCredentials::parse("Bearer x").is_none());
         assert!(BasicCredentials::parse("Basic !!!").is_none());
         assert!(

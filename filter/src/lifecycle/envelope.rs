@@ -24,7 +24,7 @@ use sha2::Sha256;
 const PREFIX: &str = "mog1";
 const TAG_BYTES: usize = 16;
 /// Longest provider `client_id` the envelope wraps; longer ones pass unsigned.
-const MAX_CLIENT_ID: usize = 256;
+const MAX_CLIENT_ID: usize = 1024;
 
 /// One HMAC key with its identifier.
 #[derive(Clone)]

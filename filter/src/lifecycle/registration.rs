@@ -24,6 +24,8 @@ pub enum Stale {
     /// `client_secret_expires_at` is in the past.
     Expired,
     Retired(Retirement),
+    /// Plain client_ids are refused and this registration could not be signed.
+    Unsigned,
 }
 
 impl Stale {
@@ -31,6 +33,7 @@ impl Stale {
         match self {
             Self::Expired => "client_secret_expires_at",
             Self::Retired(r) => r.as_str(),
+            Self::Unsigned => "unsigned",
         }
     }
 }
@@ -49,11 +52,11 @@ pub fn check(lifecycle: &Lifecycle, body: &[u8], now: i64) -> Verdict {
     };
     let issued_at = doc
         .get("client_id_issued_at")
-        .and_then(Value::as_i64)
-        .unwrap_or(now);
+        .and_then(seconds)
+        .map_or(now, |t| plausible_issued_at(t, now));
     let expires_at = doc
         .get("client_secret_expires_at")
-        .and_then(Value::as_i64)
+        .and_then(seconds)
         .unwrap_or(0);
     if expires_at > 0 && expires_at <= now {
         return Verdict::Refused(Stale::Expired);
@@ -92,6 +95,34 @@ pub fn check(lifecycle: &Lifecycle, body: &[u8], now: i64) -> Verdict {
     match serde_json::to_vec(&Value::Object(doc)) {
         Ok(body) => Verdict::Rewritten { body, signed },
         Err(_) => Verdict::Unchanged,
+    }
+}
+
+/// RFC 7591 times are seconds, as JSON numbers; some servers send floats or strings.
+fn seconds(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::String(s) => s.trim().parse::<i64>().ok(),
+        _ => None,
+    }
+}
+
+/// Allowed clock skew between the provider and this Envoy.
+const SKEW: i64 = 300;
+
+/// A registration time from the future cannot be right: milliseconds are read as such, and
+/// anything else is taken as "now", so that no client escapes the maximum age.
+fn plausible_issued_at(t: i64, now: i64) -> i64 {
+    if t <= now.saturating_add(SKEW) {
+        return t;
+    }
+    let from_millis = t / 1000;
+    if from_millis <= now.saturating_add(SKEW)
+        && from_millis > now.saturating_sub(10 * 366 * 86_400)
+    {
+        from_millis
+    } else {
+        now
     }
 }
 
@@ -165,6 +196,32 @@ mod tests {
             1000,
         );
         assert_eq!(json(&earlier)["client_secret_expires_at"], 1050);
+    }
+
+    #[test]
+    fn implausible_times_are_read_safely() {
+        let lc = Lifecycle {
+            max_age: Some(100),
+            ..Default::default()
+        };
+        let at = |body: &str| check(&lc, body.as_bytes(), 1_000_000);
+        // Milliseconds: registered long ago, so refused by age.
+        assert_eq!(
+            at(r#"{"client_id":"c","client_id_issued_at":500000000}"#),
+            Verdict::Refused(Stale::Retired(Retirement::Age))
+        );
+        assert_eq!(
+            at(r#"{"client_id":"c","client_id_issued_at":"500"}"#),
+            Verdict::Refused(Stale::Retired(Retirement::Age))
+        );
+        assert_eq!(
+            at(r#"{"client_id":"c","client_secret_expires_at":999999.5}"#),
+            Verdict::Refused(Stale::Expired)
+        );
+        assert_eq!(
+            at(r#"{"client_id":"c","client_id_issued_at":99999999999999}"#),
+            Verdict::Unchanged
+        );
     }
 
     #[test]

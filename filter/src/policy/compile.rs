@@ -75,8 +75,11 @@ impl Policy {
 
     /// Parses and compiles a policy with an explicit clock and environment.
     pub fn from_bytes_with(text: &[u8], ctx: &LoadContext<'_>) -> Result<Self, PolicyError> {
-        let document: PolicyDocument = load::parse(text)?;
-        Self::compile(document, ctx)
+        let (document, yaml): (PolicyDocument, _) = load::parse(text)?;
+        Self::compile(document, ctx).map_err(|e| match &yaml {
+            Some(doc) => e.at_line(|field| doc.line_of(field)),
+            None => e,
+        })
     }
 
     /// Validates a parsed document and builds the runtime form.
@@ -174,7 +177,7 @@ fn compile_provider(field: &str, spec: &ProviderSpec) -> Result<Provider, Policy
             format!("{field}.preset"),
             format!(
                 "unknown preset `{}`; known presets: {}",
-                spec.preset,
+                truncated(&spec.preset),
                 presets::names().join(", ")
             ),
         )
@@ -206,6 +209,15 @@ fn compile_provider(field: &str, spec: &ProviderSpec) -> Result<Provider, Policy
                     ),
                 ));
             }
+        }
+        if rule.description_contains.is_empty()
+            && rule.error.iter().all(|c| is_ambiguous(preset, c))
+        {
+            return Err(PolicyError::invalid(
+                format!("{rule_field}.error"),
+                "these codes also mean other failures (a bad grant, a bad request); add \
+                 `description_contains` with the provider's words for an unknown client",
+            ));
         }
         for (j, code) in rule.error.iter().enumerate() {
             if !is_error_code(code) {
@@ -411,6 +423,28 @@ fn decode_key(text: &str) -> Option<Vec<u8>> {
         .or_else(|| URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).ok())
 }
 
+/// A user-supplied value as echoed in an error message: at most 64 characters.
+fn truncated(value: &str) -> String {
+    match value.char_indices().nth(64) {
+        Some((at, _)) => format!("{}...", &value[..at]),
+        None => value.to_owned(),
+    }
+}
+
+/// Whether a code says more than "the client is gone" for this preset.
+fn is_ambiguous(preset: &presets::Preset, code: &str) -> bool {
+    let code = code.to_ascii_lowercase();
+    let known = presets::code_table(preset)
+        .into_iter()
+        .find(|(c, _)| *c == code)
+        .map(|(_, m)| m);
+    match known {
+        Some(presets::CodeMeaning::ClientGone) => false,
+        Some(_) => true,
+        None => crate::classify::OTHER_STANDARD_CODES.contains(&code.as_str()),
+    }
+}
+
 fn kind_paths(spec: &ProviderSpec, kind: EndpointKind) -> &[String] {
     let endpoints: &EndpointsSpec = &spec.endpoints;
     match kind {
@@ -478,7 +512,21 @@ fn add_routes(
         for (path_field, text) in paths {
             let pattern =
                 PathPattern::parse(&text).map_err(|why| PolicyError::invalid(&path_field, why))?;
-            if let Some(other) = routes.iter().find(|r| r.pattern == pattern) {
+            if let Some(other) = routes.iter().find(|r| r.pattern.overlaps(&pattern)) {
+                if other.pattern != pattern {
+                    return Err(PolicyError::invalid(
+                        path_field,
+                        format!(
+                            "path `{}` and `{}` (the {} endpoint of providers[{}]) can match \
+                             the same request with the same number of `*`; make one of them \
+                             literal",
+                            truncated(&text),
+                            other.pattern.as_str(),
+                            other.kind,
+                            other.provider
+                        ),
+                    ));
+                }
                 return Err(PolicyError::invalid(
                     path_field,
                     format!(
@@ -506,12 +554,32 @@ mod tests {
         Policy::from_bytes(text.as_bytes()).map_err(|e| e.to_string())
     }
 
+    /// The message without its ` (line N)` part, for tables of expected messages.
+    fn without_line(message: &str) -> String {
+        match message.find(" (line ") {
+            Some(at) => match message[at..].find(')') {
+                Some(end) => format!("{}{}", &message[..at], &message[at + end + 1..]),
+                None => message.to_owned(),
+            },
+            None => message.to_owned(),
+        }
+    }
+
+    #[test]
+    fn errors_found_after_parsing_carry_the_line() {
+        let e = load("version: 1\nproviders:\n  - name: a\n    preset: nope\n").unwrap_err();
+        assert!(
+            e.starts_with("field `providers[0].preset` (line 4): unknown preset"),
+            "{e}"
+        );
+    }
+
     const MINIMAL: &str = "version: 1\nproviders:\n  - name: op\n    preset: hydra\n";
 
     #[test]
     fn minimal_policy_uses_preset_paths_and_defaults() {
         let p = load(MINIMAL).unwrap();
-        assert_eq!(p.max_body_bytes, 64 * 1024);
+        assert_eq!(p.max_body_bytes, 16 * 1024);
         assert!(p.stale_client_page);
         let route = p.router.find("/oauth2/token").unwrap();
         assert_eq!(route.kind, EndpointKind::Token);
@@ -585,6 +653,10 @@ mod tests {
                 "field `providers[0].client_gone[0].status[0]`: 503 is not allowed",
             ),
             (
+                "version: 1\nproviders: [{name: a, client_gone: [{error: [invalid_request]}]}]",
+                "field `providers[0].client_gone[0].error`: these codes also mean other failures",
+            ),
+            (
                 "version: 1\nproviders: [{name: a}]\nlimits: {max_body_bytes: 0}",
                 "field `limits.max_body_bytes`",
             ),
@@ -602,7 +674,7 @@ mod tests {
             ),
         ];
         for (text, expected) in cases {
-            let e = load(text).unwrap_err();
+            let e = without_line(&load(text).unwrap_err());
             assert!(
                 e.contains(expected),
                 "{text}\n => {e}\n expected {expected}"
@@ -649,7 +721,7 @@ mod tests {
         ];
         for (lifecycle, expected) in cases {
             let text = format!("{base}{lifecycle}");
-            let e = load_at(&text, now).unwrap_err();
+            let e = without_line(&load_at(&text, now).unwrap_err());
             assert!(
                 e.contains(expected),
                 "{lifecycle}\n => {e}\n expected {expected}"

@@ -5,9 +5,11 @@
 
 use serde::Deserialize;
 
-/// Default cap on a buffered response body (64 KiB): far above any OAuth error body and far
-/// below Envoy's 1 MiB per-connection buffer limit.
-pub const DEFAULT_MAX_BODY_BYTES: u64 = 64 * 1024;
+/// Default cap on a buffered body (16 KiB): far above any OAuth error or token body, and
+/// below the 32 KiB per-connection buffer limit Envoy's edge guide recommends. The cap must
+/// stay below the listener's and cluster's `per_connection_buffer_limit_bytes`, or Envoy
+/// itself answers 413/500 before the filter can release the body.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 16 * 1024;
 
 /// The constant `error_description` of rewritten `invalid_client` answers. One text for
 /// "unknown client" and "bad credentials" so the answer cannot be used to enumerate clients.

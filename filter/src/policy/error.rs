@@ -17,14 +17,35 @@ pub enum PolicyError {
         message: String,
     },
     /// A field parsed but its value is not allowed.
-    Invalid { field: String, reason: String },
+    Invalid {
+        field: String,
+        line: Option<u64>,
+        reason: String,
+    },
 }
 
 impl PolicyError {
     pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self::Invalid {
             field: field.into(),
+            line: None,
             reason: reason.into(),
+        }
+    }
+
+    /// Adds the line of the field, when the policy was YAML with lines to look up.
+    pub(crate) fn at_line(self, line_of: impl Fn(&str) -> Option<usize>) -> Self {
+        match self {
+            Self::Invalid {
+                field,
+                line: None,
+                reason,
+            } => Self::Invalid {
+                line: line_of(&field).map(|l| l as u64),
+                field,
+                reason,
+            },
+            other => other,
         }
     }
 }
@@ -49,7 +70,16 @@ impl fmt::Display for PolicyError {
                     (false, None) => write!(f, "field `{field}`: {message}"),
                 }
             }
-            Self::Invalid { field, reason } => write!(f, "field `{field}`: {reason}"),
+            Self::Invalid {
+                field,
+                line: Some(line),
+                reason,
+            } => write!(f, "field `{field}` (line {line}): {reason}"),
+            Self::Invalid {
+                field,
+                line: None,
+                reason,
+            } => write!(f, "field `{field}`: {reason}"),
         }
     }
 }

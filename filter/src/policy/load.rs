@@ -10,7 +10,8 @@ use super::yaml;
 pub const MAX_POLICY_BYTES: usize = 256 * 1024;
 
 /// Parses `text` as JSON when it starts with `{`, else as YAML, into `T` with strict fields.
-pub fn parse<T: DeserializeOwned>(text: &[u8]) -> Result<T, PolicyError> {
+/// For YAML the parsed document comes back too, to give later errors their line.
+pub fn parse<T: DeserializeOwned>(text: &[u8]) -> Result<(T, Option<yaml::Document>), PolicyError> {
     if text.len() > MAX_POLICY_BYTES {
         return Err(PolicyError::TooLarge {
             bytes: text.len(),
@@ -27,9 +28,9 @@ pub fn parse<T: DeserializeOwned>(text: &[u8]) -> Result<T, PolicyError> {
         return Err(PolicyError::Empty);
     }
     if text.trim_start().starts_with('{') {
-        parse_json(text)
+        parse_json(text).map(|t| (t, None))
     } else {
-        parse_yaml(text)
+        parse_yaml(text).map(|(t, doc)| (t, Some(doc)))
     }
 }
 
@@ -51,16 +52,17 @@ fn parse_json<T: DeserializeOwned>(text: &str) -> Result<T, PolicyError> {
     Ok(value)
 }
 
-fn parse_yaml<T: DeserializeOwned>(text: &str) -> Result<T, PolicyError> {
+fn parse_yaml<T: DeserializeOwned>(text: &str) -> Result<(T, yaml::Document), PolicyError> {
     let doc = yaml::parse(text)?;
-    serde_path_to_error::deserialize(&doc.value).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&doc.value).map_err(|e| {
         let field = e.path().to_string();
         PolicyError::Syntax {
             line: doc.line_of(&field).map(|l| l as u64),
             message: e.inner().to_string(),
             field,
         }
-    })
+    })?;
+    Ok((value, doc))
 }
 
 /// serde_json appends " at line L column C"; the line is reported separately.
