@@ -80,7 +80,11 @@ pub fn parse_timestamp(text: &str) -> Result<i64, String> {
                 return Err(bad());
             }
             let d = |c: u8| i64::from(c - b'0');
-            let secs = (d(*h1) * 10 + d(*h2)) * 3600 + (d(*m1) * 10 + d(*m2)) * 60;
+            let (hours, minutes) = (d(*h1) * 10 + d(*h2), d(*m1) * 10 + d(*m2));
+            if hours > 23 || minutes > 59 {
+                return Err(bad());
+            }
+            let secs = hours * 3600 + minutes * 60;
             if *sign == b'+' {
                 secs
             } else {
@@ -154,6 +158,7 @@ mod tests {
             "2026-12-01",
             "2026-12-01T00:00:00",
             "2026-12-01T00:00:00+0100",
+            "2026-12-01T00:00:00+99:99",
             "yesterday",
             "2026-12-01T00:00:00.Z",
             "२०२६-12-01T00:00:00Z",
