@@ -199,6 +199,21 @@ mod tests {
     }
 
     #[test]
+    fn rewritten_registrations_keep_field_order_and_number_text() {
+        let lc = Lifecycle {
+            signer: Some(Signer::new(vec![SigningKey::new("k".into(), vec![1; 32])])),
+            ..Default::default()
+        };
+        let body = br#"{"z":1,"client_id":"c","big":123456789012345678901234567890,"a":0.10}"#;
+        let Verdict::Rewritten { body, .. } = check(&lc, body, 1000) else {
+            panic!("not rewritten")
+        };
+        let text = String::from_utf8(body).unwrap();
+        assert!(text.starts_with(r#"{"z":1,"client_id":"mog1.k.1000."#), "{text}");
+        assert!(text.ends_with(r#""big":123456789012345678901234567890,"a":0.10}"#), "{text}");
+    }
+
+    #[test]
     fn implausible_times_are_read_safely() {
         let lc = Lifecycle {
             max_age: Some(100),
