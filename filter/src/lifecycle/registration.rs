@@ -209,8 +209,14 @@ mod tests {
             panic!("not rewritten")
         };
         let text = String::from_utf8(body).unwrap();
-        assert!(text.starts_with(r#"{"z":1,"client_id":"mog1.k.1000."#), "{text}");
-        assert!(text.ends_with(r#""big":123456789012345678901234567890,"a":0.10}"#), "{text}");
+        assert!(
+            text.starts_with(r#"{"z":1,"client_id":"mog1.k.1000."#),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(r#""big":123456789012345678901234567890,"a":0.10}"#),
+            "{text}"
+        );
     }
 
     #[test]
