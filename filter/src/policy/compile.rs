@@ -192,13 +192,6 @@ fn compile_provider(field: &str, spec: &ProviderSpec) -> Result<Provider, Policy
     let mut rules = Vec::with_capacity(spec.client_gone.len());
     for (i, rule) in spec.client_gone.iter().enumerate() {
         let rule_field = format!("{field}.client_gone[{i}]");
-        if rule.error.is_empty() && rule.description_contains.is_empty() {
-            return Err(PolicyError::invalid(
-                rule_field,
-                "needs `error` or `description_contains`: a status alone is no evidence \
-                 that the client is gone",
-            ));
-        }
         for (j, status) in rule.status.iter().enumerate() {
             if !(200..300).contains(status) && !(400..500).contains(status) {
                 return Err(PolicyError::invalid(
@@ -209,6 +202,13 @@ fn compile_provider(field: &str, spec: &ProviderSpec) -> Result<Provider, Policy
                     ),
                 ));
             }
+        }
+        if rule.error.is_empty() && rule.description_contains.is_empty() {
+            return Err(PolicyError::invalid(
+                rule_field,
+                "needs `error` or `description_contains`: a status alone is no evidence \
+                 that the client is gone",
+            ));
         }
         if rule.description_contains.is_empty()
             && rule.error.iter().all(|c| is_ambiguous(preset, c))
@@ -334,7 +334,7 @@ fn compile_lifecycle(
                             format!("{kf}.secret_env"),
                             format!(
                                 "environment variable `{name}` is not set in the VM (list it in \
-                                 vm_config.environment_variables)"
+                                 vm_config.environment_variables.host_env_keys)"
                             ),
                         )
                     })?;
