@@ -43,12 +43,18 @@ fi
 step "replay of provider fixtures through a real Envoy"
 ./tests/replay.sh tests/fixtures/providers
 ./tests/replay.sh tests/fixtures/more-providers
+# The shared fixtures beside a development checkout, when present (the repository holds a copy).
 if [ -d "$root/../shared/fixtures/providers" ]; then
   ./tests/replay.sh "$root/../shared/fixtures/providers"
+else
+  echo "(no ../shared/fixtures beside this checkout; the copy in tests/fixtures was replayed)"
 fi
 
 step "client lifecycle through two Envoy replicas (max age, epoch, signed client_ids)"
 python3 tests/lifecycle/run.py
+
+step "observe mode: decisions logged and counted, traffic unchanged"
+python3 tests/observe/run.py
 
 step "demo, checked: every provider shape and the controls"
 python3 demo/run_demo.py --check

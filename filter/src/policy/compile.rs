@@ -60,6 +60,8 @@ pub struct Policy {
     pub max_body_bytes: usize,
     pub rewrite: RewriteSettings,
     pub stale_client_page: bool,
+    /// `mode: observe`: decide, log and count, change nothing.
+    pub observe: bool,
 }
 
 impl Policy {
@@ -155,6 +157,7 @@ impl Policy {
                 realm,
             },
             stale_client_page: doc.authorization.stale_client_page,
+            observe: doc.mode == super::document::Mode::Observe,
         })
     }
 }
@@ -585,6 +588,17 @@ mod tests {
         assert_eq!(route.kind, EndpointKind::Token);
         assert_eq!(p.providers[route.provider].preset, "hydra");
         assert!(p.router.find("/token").is_none());
+    }
+
+    #[test]
+    fn observe_mode() {
+        assert!(!load(MINIMAL).unwrap().observe);
+        assert!(load(&format!("{MINIMAL}mode: observe\n")).unwrap().observe);
+        let e = load(&format!("{MINIMAL}mode: dry\n")).unwrap_err();
+        assert!(
+            e.contains("field `mode` (line 5): unknown variant `dry`"),
+            "{e}"
+        );
     }
 
     #[test]
