@@ -765,6 +765,48 @@ mod tests {
         assert!(Policy::from_bytes(b"\xff\xfe").is_err());
     }
 
+    /// The policies embedded in the shipped Envoy and Istio configs (`value: |` blocks).
+    fn embedded_policies(text: &str) -> Vec<String> {
+        let lines: Vec<&str> = text.lines().collect();
+        let mut found = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            if line.trim_end().ends_with("value: |") {
+                let indent = |l: &str| l.len() - l.trim_start().len();
+                let parent = indent(line);
+                let block: Vec<&str> = lines[i + 1..]
+                    .iter()
+                    .take_while(|l| l.trim().is_empty() || indent(l) > parent)
+                    .copied()
+                    .collect();
+                let cut = block.iter().map(|l| indent(l)).min().unwrap_or(0);
+                found.push(
+                    block
+                        .iter()
+                        .map(|l| l.get(cut..).unwrap_or(""))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                );
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn policies_embedded_in_shipped_configs_load() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        let mut seen = 0;
+        for file in ["envoy/envoy.yaml", "envoy/istio/mcp-oauth-guard.yaml"] {
+            let text = std::fs::read_to_string(format!("{root}/{file}")).unwrap();
+            for policy in embedded_policies(&text) {
+                if let Err(e) = Policy::from_bytes(policy.as_bytes()) {
+                    panic!("{file}: {e}\n{policy}");
+                }
+                seen += 1;
+            }
+        }
+        assert!(seen >= 2);
+    }
+
     #[test]
     fn shipped_example_policies_load() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../policies");
