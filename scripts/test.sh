@@ -29,6 +29,9 @@ fi
 step "shipped Envoy config validates; broken policies are refused with the field named"
 ./tests/policy-refusal.sh
 
+step "policy updates over LDS: good ones apply, broken ones are rejected and the old one stays"
+python3 tests/policy-reload/run.py
+
 step "docker-compose.yml"
 if ! command -v docker-compose >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   (apt-get install -y -qq docker-compose >/dev/null 2>&1 || \

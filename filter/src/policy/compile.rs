@@ -612,6 +612,19 @@ mod tests {
     }
 
     #[test]
+    fn yaml_flow_mappings_are_yaml() {
+        let p =
+            load("{version: 1, providers: [{name: a, preset: okta, endpoints: {token: [/t]}}]}")
+                .unwrap();
+        assert_eq!(p.providers[0].preset, "okta");
+        let e = load("{\"version\": 1, \"providers\": [{\"name\": \"a\", \"x\": 1}]}").unwrap_err();
+        assert!(
+            e.contains("field `providers[0].x` (line 1): unknown field `x`"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn unknown_field_is_named_with_its_path_and_line() {
         let e = load("version: 1\nproviders:\n  - name: op\n    endpoints:\n      tokn: [/t]\n")
             .unwrap_err();
