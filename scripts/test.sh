@@ -46,6 +46,12 @@ if [ -d "$root/../shared/fixtures/providers" ]; then
   ./tests/replay.sh "$root/../shared/fixtures/providers"
 fi
 
+step "secrets in logs: every fixture at trace level, filter log lines searched for secrets"
+./tests/log-secrets.sh
+
+step "benchmark smoke: four listeners answer as designed (timings reported, never asserted)"
+./bench/run.sh --smoke
+
 step "demo, checked: every provider shape and the controls"
 python3 demo/run_demo.py --check
 
