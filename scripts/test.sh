@@ -59,6 +59,12 @@ python3 tests/lifecycle/run.py
 step "observe mode: decisions logged and counted, traffic unchanged"
 python3 tests/observe/run.py
 
+step "secrets in logs: every fixture at trace level, filter log lines searched for secrets"
+./tests/log-secrets.sh
+
+step "benchmark smoke: four listeners answer as designed (timings reported, never asserted)"
+./bench/run.sh --smoke
+
 step "demo, checked: every provider shape and the controls"
 python3 demo/run_demo.py --check
 
