@@ -9,6 +9,7 @@
 pub mod classify;
 pub mod endpoint;
 pub mod exchange;
+mod json_error;
 pub mod lifecycle;
 pub mod policy;
 pub mod presets;
