@@ -53,6 +53,12 @@ else
   echo "(no ../shared/fixtures beside this checkout; the copy in tests/fixtures was replayed)"
 fi
 
+step "differential: generated answers through Envoy with and without the filter"
+python3 tests/differential/run.py
+
+step "soak: shipped config vs no filter under the same mixed load"
+python3 tests/soak/run.py
+
 step "client lifecycle through two Envoy replicas (max age, epoch, signed client_ids)"
 python3 tests/lifecycle/run.py
 

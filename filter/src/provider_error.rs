@@ -92,10 +92,16 @@ pub fn decode(coding: ContentCoding, body: &[u8], limit: usize) -> Option<Cow<'_
     match coding {
         ContentCoding::Identity => Some(Cow::Borrowed(body)),
         ContentCoding::Gzip => {
-            let deflate = gzip_member_data(body)?;
-            miniz_oxide::inflate::decompress_to_vec_with_limit(deflate, limit)
-                .ok()
-                .map(Cow::Owned)
+            let (deflate, trailer) = gzip_member_data(body)?;
+            let data = miniz_oxide::inflate::decompress_to_vec_with_limit(deflate, limit).ok()?;
+            // RFC 1952 section 2.3.1: CRC32 and ISIZE of the data. A body that fails them is
+            // not what the provider meant to send, so it is left alone.
+            let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+            let size = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
+            if crc32fast::hash(&data) != crc || size != data.len() as u32 {
+                return None;
+            }
+            Some(Cow::Owned(data))
         }
         ContentCoding::Deflate => {
             miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(body, limit)
@@ -105,8 +111,9 @@ pub fn decode(coding: ContentCoding, body: &[u8], limit: usize) -> Option<Cow<'_
     }
 }
 
-/// The deflate stream inside a gzip member (RFC 1952 section 2.3), header fields skipped.
-fn gzip_member_data(body: &[u8]) -> Option<&[u8]> {
+/// The deflate stream inside a gzip member (RFC 1952 section 2.3), header fields skipped,
+/// and the 8-byte trailer.
+fn gzip_member_data(body: &[u8]) -> Option<(&[u8], [u8; 8])> {
     const FHCRC: u8 = 0x02;
     const FEXTRA: u8 = 0x04;
     const FNAME: u8 = 0x08;
@@ -131,7 +138,9 @@ fn gzip_member_data(body: &[u8]) -> Option<&[u8]> {
         at = at.checked_add(2)?;
     }
     // The 8-byte trailer (CRC32, size) follows the deflate data.
-    body.get(at..body.len().checked_sub(8)?)
+    let end = body.len().checked_sub(8)?;
+    let trailer: [u8; 8] = body.get(end..)?.try_into().ok()?;
+    Some((body.get(at..end)?, trailer))
 }
 
 /// Reads the error from a decoded body. `None` when the body is not an error body the filter
@@ -353,8 +362,24 @@ mod tests {
     fn gzip(data: &[u8]) -> Vec<u8> {
         let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
         out.extend(miniz_oxide::deflate::compress_to_vec(data, 6));
-        out.extend([0u8; 8]);
+        out.extend(crc32fast::hash(data).to_le_bytes());
+        out.extend((data.len() as u32).to_le_bytes());
         out
+    }
+
+    #[test]
+    fn gzip_with_a_bad_checksum_or_size_is_refused() {
+        let body = br#"{"error":"invalid_client"}"#;
+        let good = gzip(body);
+        let mut bad_crc = good.clone();
+        let at = bad_crc.len() - 8;
+        bad_crc[at] ^= 1;
+        assert!(decode(ContentCoding::Gzip, &bad_crc, 1024).is_none());
+        let mut bad_size = good.clone();
+        let at = bad_size.len() - 1;
+        bad_size[at] ^= 1;
+        assert!(decode(ContentCoding::Gzip, &bad_size, 1024).is_none());
+        assert!(decode(ContentCoding::Gzip, &good, 1024).is_some());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
 
-use crate::exchange::{Exchange, HeadAction, ResponseHead, Rewrite};
+use crate::exchange::{Exchange, HeadAction, Outcome, ResponseHead, Rewrite};
 use crate::policy::Policy;
 use crate::reply::REPLACED_HEADERS;
 use crate::request::{BodyAction, LocalReply, RequestAction, RequestHead};
@@ -326,7 +326,9 @@ impl HttpContext for Stream {
                     Action::Continue
                 } else {
                     // Drop what arrived so far: the answer is replaced, and nothing piles up.
-                    if host::set_buffer(host::RESPONSE_BODY, 0, body_size, &[]).is_err() {
+                    if body_size > 0
+                        && host::set_buffer(host::RESPONSE_BODY, 0, body_size, &[]).is_err()
+                    {
                         self.metrics.host_refused();
                     }
                     self.state = State::Replacing(rewrite);
@@ -513,16 +515,21 @@ impl Stream {
             });
             return;
         }
-        let replaced = body.is_some();
+        let mut replaced = body.is_some();
         if body.is_some_and(|size| {
             host::set_buffer(host::RESPONSE_BODY, 0, size, &reply.body).is_err()
         }) {
-            self.metrics.host_refused();
-            host::log(
-                host::LOG_WARN,
-                "mcp-oauth-guard: Envoy refused the body rewrite; the answer passes unchanged",
-            );
-            return;
+            if rewrite.outcome != Outcome::StaleClientPage {
+                self.metrics.host_refused();
+                host::log(
+                    host::LOG_WARN,
+                    "mcp-oauth-guard: Envoy refused the body rewrite; the answer passes unchanged",
+                );
+                return;
+            }
+            // A redirect to the client must never pass (RFC 6749 section 4.1.2.1): without
+            // a body to write (an empty body with trailers), status and headers still change.
+            replaced = false;
         }
         let map = host::RESPONSE_HEADERS;
         let mut result = host::set_header(map, ":status", &reply.status.to_string());
