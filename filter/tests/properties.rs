@@ -164,10 +164,11 @@ fn gone_body(id: &str, shape: usize) -> (Vec<u8>, Option<&'static str>) {
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {
-    // A minimal RFC 1952 member; the core does not check the CRC.
+    // A minimal RFC 1952 member with its CRC32 and ISIZE trailer.
     let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
     out.extend(miniz_oxide::deflate::compress_to_vec(data, 6));
-    out.write_all(&[0; 8]).unwrap();
+    out.write_all(&crc32fast::hash(data).to_le_bytes()).unwrap();
+    out.write_all(&(data.len() as u32).to_le_bytes()).unwrap();
     out
 }
 
