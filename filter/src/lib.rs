@@ -9,10 +9,13 @@
 pub mod classify;
 pub mod endpoint;
 pub mod exchange;
+pub mod json_doc;
 pub mod policy;
 pub mod presets;
 pub mod provider_error;
 pub mod reply;
+pub mod resource_indicator;
+pub mod url_identity;
 
 #[cfg(target_arch = "wasm32")]
 mod adapter;
