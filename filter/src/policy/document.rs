@@ -29,6 +29,10 @@ pub struct PolicyDocument {
     pub rewrite: RewriteSpec,
     #[serde(default)]
     pub authorization: AuthorizationSpec,
+    /// Issue 6: the protected resources (MCP servers) and their one identity; see
+    /// [`super::resources`].
+    #[serde(default)]
+    pub resources: Vec<super::resources::ResourceSpec>,
 }
 
 /// One authorization server and the request paths of its endpoints.

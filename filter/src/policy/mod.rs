@@ -5,6 +5,7 @@ mod compile;
 pub mod document;
 pub mod error;
 pub mod load;
+pub mod resources;
 
 pub use compile::{Policy, Provider, RewriteSettings};
 pub use error::PolicyError;
