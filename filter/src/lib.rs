@@ -9,12 +9,15 @@
 pub mod classify;
 pub mod endpoint;
 pub mod exchange;
+pub mod identity;
 pub mod json_doc;
 pub mod policy;
 pub mod presets;
 pub mod provider_error;
 pub mod reply;
 pub mod resource_indicator;
+pub mod resource_metadata;
+pub mod server_metadata;
 pub mod url_identity;
 
 #[cfg(target_arch = "wasm32")]
