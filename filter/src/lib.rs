@@ -9,6 +9,7 @@
 pub mod classify;
 pub mod endpoint;
 pub mod exchange;
+pub mod header_pairs;
 pub mod identity;
 pub mod json_doc;
 pub mod policy;

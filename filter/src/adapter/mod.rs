@@ -2,6 +2,7 @@
 //! the core ([`crate::exchange`]), and applies the core's decision. It decides nothing itself.
 
 mod host;
+mod identity;
 mod metrics;
 
 use std::rc::Rc;
@@ -64,6 +65,7 @@ impl RootContext for Root {
                         policy.max_body_bytes
                     ),
                 );
+                identity::configure(&policy);
                 self.policy = Some(Rc::new(policy));
                 true
             }
@@ -85,6 +87,7 @@ impl RootContext for Root {
             exchange: None,
             state: State::Idle,
             status: 0,
+            identity: identity::IdentityStream::default(),
         }))
     }
 
@@ -131,6 +134,8 @@ struct Stream {
     exchange: Option<Exchange>,
     state: State,
     status: u16,
+    /// Issue 6: metadata documents, challenges and resource indicators.
+    identity: identity::IdentityStream,
 }
 
 /// A header as text; absent, unreadable or non-UTF-8 values read as `None`.
@@ -144,7 +149,7 @@ fn header_text(map: u32, name: &str) -> Option<String> {
 impl Context for Stream {}
 
 impl HttpContext for Stream {
-    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+    fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
         let Some(policy) = self.policy.as_deref() else {
             return Action::Continue;
         };
@@ -156,10 +161,43 @@ impl HttpContext for Stream {
         };
         let authorization = header_text(host::REQUEST_HEADERS, "authorization");
         self.exchange = policy.on_request(&method, &path, authorization.as_deref());
+        // Issue 6 hook: may answer a metadata location, change :path, or hold a form body.
+        if let Some(action) =
+            self.identity
+                .on_request_headers(policy, &method, &path, end_of_stream)
+        {
+            return action;
+        }
         Action::Continue
     }
 
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        // Issue 6 hook: RFC 8707 resource parameters in form bodies.
+        let Some(policy) = self.policy.as_deref() else {
+            return Action::Continue;
+        };
+        self.identity
+            .on_request_body(policy, body_size, end_of_stream)
+            .unwrap_or(Action::Continue)
+    }
+
+    fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {
+        // Issue 6 hook.
+        let Some(policy) = self.policy.as_deref() else {
+            return Action::Continue;
+        };
+        self.identity
+            .on_request_trailers(policy)
+            .unwrap_or(Action::Continue)
+    }
+
     fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        // Issue 6 hook: metadata documents and MCP endpoint challenges.
+        if let Some(policy) = self.policy.clone() {
+            if let Some(action) = self.identity.on_response_headers(&policy, end_of_stream) {
+                return action;
+            }
+        }
         // Local replies and Envoy's own errors reach here too, possibly with no request seen.
         let (Some(policy), Some(exchange)) = (self.policy.as_deref(), self.exchange.as_ref())
         else {
@@ -198,6 +236,15 @@ impl HttpContext for Stream {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        // Issue 6 hook.
+        if let Some(policy) = self.policy.clone() {
+            if let Some(action) = self
+                .identity
+                .on_response_body(&policy, body_size, end_of_stream)
+            {
+                return action;
+            }
+        }
         match std::mem::replace(&mut self.state, State::Idle) {
             State::Idle => Action::Continue,
             State::Replacing(rewrite) => {
@@ -234,6 +281,12 @@ impl HttpContext for Stream {
     }
 
     fn on_http_response_trailers(&mut self, _trailers: usize) -> Action {
+        // Issue 6 hook.
+        if let Some(policy) = self.policy.clone() {
+            if let Some(action) = self.identity.on_response_trailers(&policy) {
+                return action;
+            }
+        }
         // With trailers the body callback never sees end_of_stream: decide here.
         match std::mem::replace(&mut self.state, State::Idle) {
             State::Idle => {}
