@@ -46,6 +46,9 @@ if [ -d "$root/../shared/fixtures/providers" ]; then
   ./tests/replay.sh "$root/../shared/fixtures/providers"
 fi
 
+step "URL identity (issue 6): field cases 7-12 through Envoy, with a no-filter control"
+./tests/url-identity/run.sh
+
 step "demo, checked: every provider shape and the controls"
 python3 demo/run_demo.py --check
 
