@@ -317,6 +317,7 @@ pub fn compile(specs: &[ResourceSpec], router: &Router) -> Result<Resources, Pol
     for location in &locations {
         check_not_provider(router, &location.field, &location.path)?;
     }
+    check_issuer_spellings(&list)?;
     let mut origins: Vec<(Scheme, &str)> = locations
         .iter()
         .map(|l| (l.scheme, l.authority.as_str()))
@@ -842,6 +843,36 @@ fn upstream_paths<'r>(field: &str, resource: &'r Resource) -> Vec<(String, &'r s
     out
 }
 
+/// One authorization server has one issuer string (RFC 8414 section 3.3 compares strings):
+/// two spellings of the same URL in the policy mean one of them is not what the server
+/// states, and clients that follow it stop at the issuer check.
+fn check_issuer_spellings(list: &[Resource]) -> Result<(), PolicyError> {
+    let mut seen: Vec<(IdentityKey, &str, String)> = Vec::new();
+    for (i, resource) in list.iter().enumerate() {
+        for (j, issuer) in resource.authorization_servers.iter().enumerate() {
+            let Ok(url) = Url::parse(issuer) else {
+                continue;
+            };
+            let key = url.key();
+            let field = format!("resources[{i}].authorization_servers[{j}]");
+            if let Some((_, other, other_field)) =
+                seen.iter().find(|(k, s, _)| *k == key && *s != issuer)
+            {
+                return Err(PolicyError::invalid(
+                    field,
+                    format!(
+                        "`{issuer}` and `{other}` ({other_field}) are two spellings of one \
+                         authorization server; write its issuer exactly as its metadata \
+                         states it, in both places"
+                    ),
+                ));
+            }
+            seen.push((key, issuer.as_str(), field));
+        }
+    }
+    Ok(())
+}
+
 fn check_not_provider(router: &Router, field: &str, path: &str) -> Result<(), PolicyError> {
     match router.find(path) {
         Some(route) => Err(PolicyError::invalid(
@@ -1082,6 +1113,8 @@ mod tests {
             (r.replace("https://api.example.com/mcp", "https://api.example.com/token"), "field `resources[0].resource`: path `/token` is also the token endpoint of providers[0]"),
             (r.replace("{mode: serve}", "{mode: correct, upstream_path: /authorize}"), "field `resources[0].metadata.upstream_path`: path `/authorize` is also the authorization endpoint"),
             (format!("{r}    aliasses: []\n"), "unknown field `aliasses`"),
+            (r.replace("[https://a.example]", "[https://a.example, 'https://A.example/']"), "field `resources[0].authorization_servers[1]`: `https://A.example/` and `https://a.example` (resources[0].authorization_servers[0]) are two spellings of one authorization server"),
+            (format!("{r}  - resource: https://b.example.com/mcp\n    authorization_servers: ['https://a.example/']\n    metadata: {{mode: serve}}\n"), "field `resources[1].authorization_servers[0]`: `https://a.example/` and `https://a.example` (resources[0].authorization_servers[0])"),
         ];
         for (section, want) in cases {
             let e = load(&section).unwrap_err();
