@@ -705,6 +705,45 @@ def checks(ctx: Ctx) -> list[tuple[str, str | None]]:
 
 
 # --------------------------------------------------------------------------------------
+# Refusals at load: Envoy itself refuses a broken resources section, naming the field.
+
+REFUSALS = [
+    ("https://api.example.com/mcp/, https://api.example.com]",
+     "https://other.example.com/mcp, https://api.example.com]",
+     "policy refused: field `resources[0].aliases[0]`: `https://other.example.com/mcp` is on another origin"),
+    ("authorization_servers: [https://clerk.example.com]\n    metadata: {mode: serve, scopes_supported: [mcp]}",
+     "authorization_servers: [https://clerk.example.com]\n    metadata: {mode: correct, scopes_supported: [mcp]}",
+     "policy refused: field `resources[0].metadata.scopes_supported`: is used with `mode: serve` only"),
+    ("resource: https://bare.example.com/mcp",
+     "resource: https://bare.example.com/mcp#frag",
+     "policy refused: field `resources[1].resource`: `https://bare.example.com/mcp#frag` contains a fragment"),
+]
+
+
+def refusal_checks(tmp: Path) -> list[tuple[str, str | None]]:
+    out = []
+    for i, (old, new, want) in enumerate(REFUSALS):
+        assert old in POLICY_SERVE, old
+        config = envoy_config(9)  # never started: validate mode only
+        config["static_resources"]["listeners"] = [listener("bad", POLICY_SERVE.replace(old, new))]
+        path = tmp / f"refusal-{i}.json"
+        path.write_text(json.dumps(config))
+        proc = subprocess.run(
+            [str(ENVOY), "--mode", "validate", "-c", str(path), "--use-dynamic-base-id",
+             "-l", "info"], capture_output=True, text=True, timeout=120,
+        )
+        text = proc.stdout + proc.stderr
+        if proc.returncode == 0:
+            out.append((f"Envoy refuses: {want}", "Envoy accepted the broken policy"))
+        elif want not in text:
+            lines = [ln for ln in text.splitlines() if "refused" in ln or "error" in ln][-3:]
+            out.append((f"Envoy refuses: {want}", f"message not found; got {lines}"))
+        else:
+            out.append((f"Envoy refuses: {want}", None))
+    return out
+
+
+# --------------------------------------------------------------------------------------
 # The run.
 
 
@@ -753,7 +792,7 @@ def run(args: argparse.Namespace) -> int:
                     for step in trace.steps:
                         print(f"      {step}")
 
-        for name, problem in checks(ctx):
+        for name, problem in checks(ctx) + refusal_checks(tmp):
             good = problem is None
             passed, failed = passed + good, failed + (not good)
             print(f"{'PASS' if good else 'FAIL'} {name}" + (f": {problem}" if problem else ""))
