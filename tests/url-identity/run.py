@@ -823,6 +823,24 @@ def run(args: argparse.Namespace) -> int:
         if args.table:
             print_table(rows)
 
+        # The official TypeScript SDK client, from every spelling, on every listener.
+        sdk_rows = sdk_sessions(ctx)
+        for url, listener, result, seen in sdk_rows:
+            grants = {where for where, _ in seen}
+            resources = sorted({str(r) for _, r in seen})
+            if listener == "control":
+                # Without the filter the AS refuses the origin-form `resource` the SDK read
+                # from the upstream's root document (field cases 8 and 9).
+                good = not result.get("ok") and "invalid_target" in str(result.get("error"))
+                expect = "fails without the filter"
+            else:
+                good = (result.get("ok") is True and resources == ["https://api.example.com/mcp"]
+                        and {"authorize", "authorization_code", "refresh_token"} <= grants)
+                expect = "completes"
+            passed, failed = passed + good, failed + (not good)
+            detail = result.get("error") or f"resource {result.get('resource')}; AS saw {resources} at {sorted(grants)}"
+            print(f"{'PASS' if good else 'FAIL'} TypeScript SDK session from {url} [{listener}] {expect}: {detail}")
+
         problems = [ln for ln in envoy.log().splitlines() if re.search(r"\]\[(critical)\]|panic", ln)]
         for ln in problems[:10]:
             print(f"note: envoy log: {ln}", file=sys.stderr)
@@ -833,9 +851,36 @@ def run(args: argparse.Namespace) -> int:
     return 0 if failed == 0 and passed > 0 else 1
 
 
+SDK_DIR = Path(__file__).resolve().parent
+SDK_SCRIPT = SDK_DIR / "sdk-session.mjs"
+
+
+def sdk_sessions(ctx: Ctx) -> list[tuple[str, str, dict, list]]:
+    """(url, listener, node's JSON line, what the AS saw) per spelling and listener."""
+    if not (SDK_DIR / "node_modules" / "@modelcontextprotocol" / "sdk").is_dir() or not shutil.which("node"):
+        print("SKIP TypeScript SDK sessions: run `npm ci` in tests/url-identity (scripts/bootstrap.sh does)")
+        return []
+    out = []
+    for url in SPELLINGS:
+        for listener in LISTENERS:
+            ctx.world.take_seen(listener)
+            try:
+                proc = subprocess.run(["node", str(SDK_SCRIPT), str(ctx.envoy.ports[listener]), url],
+                                      capture_output=True, text=True, timeout=60, cwd=SDK_DIR)
+                line = (proc.stdout.strip().splitlines() or ["{}"])[-1]
+                result = json.loads(line)
+                if not result and proc.stderr:
+                    result = {"ok": False, "error": proc.stderr.strip()[-300:]}
+            except (subprocess.TimeoutExpired, ValueError, OSError) as exc:
+                result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            out.append((url, listener, result, ctx.world.take_seen(listener)))
+    return out
+
+
 def print_table(rows: list[dict]) -> None:
     def short(url: str) -> str:
-        return url.replace("https://api.example.com", "").replace("/.well-known/oauth-protected-resource", "PRM") or "/"
+        path = re.sub(r"^https?://[^/]+", "", url)
+        return path.replace("/.well-known/oauth-protected-resource", "PRM") or "/"
     print("\n| URL typed | listener | documents found | `resource` used | AS saw | session |")
     print("| --- | --- | --- | --- | --- | --- |")
     for row in rows:

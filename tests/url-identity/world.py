@@ -23,7 +23,7 @@ import http.server
 import json
 import secrets
 import threading
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 ISSUER = "https://clerk.example.com"
 # The only resource identifiers the authorization server accepts (it compares strings).
@@ -43,6 +43,10 @@ AS_DOC = {
     "grant_types_supported": ["authorization_code", "refresh_token"],
     "code_challenge_methods_supported": ["S256"],
     "token_endpoint_auth_methods_supported": ["none"],
+    # Required by OpenID Connect Discovery 1.0 (and by the SDK's schema for this location).
+    "jwks_uri": f"{ISSUER}/jwks",
+    "subject_types_supported": ["public"],
+    "id_token_signing_alg_values_supported": ["RS256"],
 }
 
 
@@ -116,6 +120,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         listener = self.headers.get("x-listener") or "?"
         body = self.body()
+        self.request_body = body
         if host in ("example.com", "clerk.example.com"):
             return self.authorization_server(url, listener, body)
         if host == "api.example.com":
@@ -152,12 +157,34 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with self.server.lock:
                 audience = self.server.access.get(auth[len("Bearer "):])
             if audience == f"https://{host}/mcp":
-                return self.json(200, {"jsonrpc": "2.0", "id": 1, "result": {"ok": True}})
+                return self.json_rpc()
             return self.json(401, {"error": "invalid_token"}, [
                 ("WWW-Authenticate", 'Bearer realm="mcp", error="invalid_token"'),
             ])
         # No challenge at all: the server forgot it (case 10).
         self.json(401, {"error": "unauthorized"})
+
+    def json_rpc(self) -> None:
+        """Just enough of an MCP server for the SDK client: initialize and tools/list."""
+        if self.command != "POST":
+            return self.send(405, b"", [("Allow", "POST")])
+        try:
+            message = json.loads(self.request_body or b"{}")
+        except ValueError:
+            return self.json(400, {"error": "bad json"})
+        if not isinstance(message, dict) or "id" not in message:
+            return self.send(202)
+        method = message.get("method")
+        if method == "initialize":
+            params = message.get("params") or {}
+            result = {"protocolVersion": params.get("protocolVersion", "2025-06-18"),
+                      "capabilities": {"tools": {}},
+                      "serverInfo": {"name": "url-identity-world", "version": "0"}}
+        elif method == "tools/list":
+            result = {"tools": []}
+        else:
+            result = {}
+        self.json(200, {"jsonrpc": "2.0", "id": message["id"], "result": result})
 
     def authorization_server(self, url, listener: str, body: bytes) -> None:
         if url.path == "/.well-known/openid-configuration" and self.command in ("GET", "HEAD"):
@@ -172,7 +199,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with self.server.lock:
                 self.server.codes[code] = resource
             redirect = (q.get("redirect_uri") or ["http://127.0.0.1/cb"])[0]
-            return self.send(302, b"", [("Location", f"{redirect}?code={code}")])
+            state = (q.get("state") or [""])[0]
+            return self.send(302, b"", [("Location", f"{redirect}?{urlencode({'code': code, 'state': state})}")])
+        if url.path == "/register" and self.command == "POST":
+            try:
+                meta = json.loads(body or b"{}")
+            except ValueError:
+                meta = {}
+            return self.json(201, {**(meta if isinstance(meta, dict) else {}),
+                                   "client_id": "client-" + secrets.token_hex(4),
+                                   "client_id_issued_at": 0,
+                                   "token_endpoint_auth_method": "none"})
         if url.path == "/token" and self.command == "POST":
             with self.server.lock:
                 self.server.bodies.setdefault(listener, []).append(body)
