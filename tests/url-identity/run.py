@@ -696,10 +696,8 @@ def checks(ctx: Ctx) -> list[tuple[str, str | None]]:
             assert not re.search(secret, log), f"log holds a secret ({secret})"
 
     def discovery_locations() -> None:
-        # RFC 8414 location of the issuer, and the MCP 2025-03-26 fallback on the MCP
-        # server's origin: both sent to the one path the authorization server serves.
-        for url in ("https://clerk.example.com/.well-known/oauth-authorization-server",
-                    "https://api.example.com/.well-known/oauth-authorization-server"):
+        # The issuer's RFC 8414 location, sent to the one path the server answers at.
+        for url in ("https://clerk.example.com/.well-known/oauth-authorization-server",):
             r = serve.request("GET", url)
             assert r.status == 200 and r.json()["issuer"] == "https://clerk.example.com", (url, r.status)
             assert r.header("cache-control") == "public, max-age=600", r.headers
@@ -707,7 +705,7 @@ def checks(ctx: Ctx) -> list[tuple[str, str | None]]:
             assert c.status == 404, f"control answers {url} (test can fail): {c.status}"
 
     check("Cache-Control on served and corrected documents", cache_control)
-    check("RFC 8414 and legacy discovery locations answer from the one upstream path", discovery_locations)
+    check("RFC 8414 discovery location answers from the one upstream path", discovery_locations)
     check("HEAD answered without body; other methods pass through", head_and_methods)
     check("401 gets challenge + CORS expose; OPTIONS preflight untouched", cors_and_options)
     check("Bearer challenge keeps its error parameters", bearer_error_kept)

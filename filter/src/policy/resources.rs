@@ -750,9 +750,11 @@ fn resource_locations(
             });
         }
         // The MCP 2025-03-26 fallback: clients that find no resource metadata ask the MCP
-        // server's origin for authorization server metadata.
+        // server's origin for authorization server metadata. A :path rewrite can answer it
+        // only when the authorization server shares that origin (an issuer with a path);
+        // another host would need the request sent elsewhere, which the filter does not do.
         let legacy = here(SERVER_WELL_KNOWN.to_owned(), target, true, as_field);
-        if !out.iter().any(|l| l.same_place(&legacy)) {
+        if issuer.origin() == canonical.origin() && !out.iter().any(|l| l.same_place(&legacy)) {
             out.push(legacy);
         }
     }
@@ -1049,13 +1051,13 @@ mod tests {
         ] {
             assert_eq!(r.find(Some("auth.example.com"), path), t, "{path}");
         }
-        // The legacy location sits on the MCP server's origin.
+        // No legacy location on the MCP server's origin: the issuer is on another host.
         assert_eq!(
             r.find(
                 Some("api.example.com"),
                 "/.well-known/oauth-authorization-server"
             ),
-            t
+            None
         );
         assert_eq!(
             r.find(
@@ -1067,6 +1069,20 @@ mod tests {
         let sm = r.list[0].server_metadata.as_ref().unwrap();
         assert_eq!(sm.issuer, "https://auth.example.com/tenant/");
         assert!(sm.fix_issuer);
+    }
+
+    #[test]
+    fn legacy_location_when_the_issuer_shares_the_origin() {
+        let p = load("  - resource: https://api.example.com/mcp\n    authorization_servers: [https://api.example.com/auth]\n    metadata: {mode: serve}\n    authorization_server_metadata: {upstream_path: /auth/.well-known/openid-configuration}\n").unwrap();
+        let t = Some(Target::ServerMetadata { resource: 0 });
+        for path in [
+            "/.well-known/oauth-authorization-server/auth",
+            "/.well-known/openid-configuration/auth",
+            "/auth/.well-known/openid-configuration",
+            "/.well-known/oauth-authorization-server",
+        ] {
+            assert_eq!(p.resources.find(None, path), t, "{path}");
+        }
     }
 
     #[test]
