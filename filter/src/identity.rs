@@ -713,6 +713,29 @@ resources:
     }
 
     #[test]
+    fn never_panics_on_arbitrary_requests() {
+        let p = policy();
+        let alphabet = b"/.well-known/oauth-protected-resource/mcp?&=%2Fresource:authorize";
+        let methods = ["GET", "HEAD", "POST", "OPTIONS", "PUT", ""];
+        let mut seed: u32 = 5;
+        for i in 0..20_000 {
+            let mut path = String::from("/");
+            for _ in 0..(seed % 50) {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                path.push(char::from(alphabet[(seed >> 16) as usize % alphabet.len()]));
+            }
+            let mut head = req(methods[i % methods.len()], "api.example.com", &path);
+            head.content_type = Some("application/x-www-form-urlencoded");
+            let plan = p.identity_request(&head);
+            if let Some(new_path) = plan.new_path {
+                assert!(new_path.starts_with('/'), "{path} -> {new_path}");
+            }
+            let _ = p.identity_request_body(path.as_bytes());
+            seed = seed.wrapping_add(13);
+        }
+    }
+
+    #[test]
     fn no_resources_no_plan() {
         let p = Policy::from_bytes(
             b"version: 1\nproviders: [{name: a, endpoints: {token: [/token]}}]\n",

@@ -418,6 +418,28 @@ mod tests {
     }
 
     #[test]
+    fn never_panics_on_arbitrary_challenges() {
+        let alphabet = b"Bearer Basic resource_metadata=\",\\ \t=a/+";
+        let mut seed: u32 = 99;
+        for _ in 0..30_000 {
+            let mut s = String::new();
+            for _ in 0..(seed % 40) {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                s.push(char::from(alphabet[(seed >> 16) as usize % alphabet.len()]));
+            }
+            if let Some(out) = fix(&[&s]) {
+                // Whatever was made starts with a Bearer challenge naming the document.
+                assert!(
+                    out.to_ascii_lowercase().starts_with("bearer"),
+                    "{s:?} -> {out:?}"
+                );
+                assert!(out.contains(URL), "{s:?} -> {out:?}");
+            }
+            seed = seed.wrapping_add(11);
+        }
+    }
+
+    #[test]
     fn expose_header() {
         assert_eq!(expose_challenge(None).as_deref(), Some("WWW-Authenticate"));
         assert_eq!(
