@@ -732,6 +732,18 @@ REFUSALS = [
 
 def refusal_checks(tmp: Path) -> list[tuple[str, str | None]]:
     out = []
+    # The shipped example config (with policies/url-identity.yaml) is accepted as it is.
+    shipped = (ROOT / "envoy" / "url-identity.yaml").read_text()
+    path = tmp / "shipped.yaml"
+    path.write_text(shipped.replace("/etc/envoy/mcp_oauth_guard.wasm", str(WASM)))
+    proc = subprocess.run([str(ENVOY), "--mode", "validate", "-c", str(path), "--use-dynamic-base-id"],
+                          capture_output=True, text=True, timeout=120)
+    policy_text = (ROOT / "policies" / "url-identity.yaml").read_text()
+    body = [ln.strip() for ln in policy_text.splitlines() if ln.strip() and not ln.startswith("#")]
+    embedded = all(ln in shipped for ln in body)
+    out.append(("shipped envoy/url-identity.yaml validates and embeds policies/url-identity.yaml",
+                None if proc.returncode == 0 and embedded else
+                f"rc={proc.returncode} embedded={embedded} {(proc.stdout + proc.stderr)[-300:]}"))
     for i, (old, new, want) in enumerate(REFUSALS):
         assert old in POLICY_SERVE, old
         config = envoy_config(9)  # never started: validate mode only
