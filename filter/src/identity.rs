@@ -577,6 +577,35 @@ resources:
     }
 
     #[test]
+    fn compressed_documents_are_decoded_and_sent_plain() {
+        let p = policy();
+        let watch = p
+            .identity_request(&req(
+                "GET",
+                "other.example.com",
+                "/.well-known/oauth-protected-resource/mcp",
+            ))
+            .watch
+            .unwrap();
+        let doc = br#"{"resource":"https://other.example.com","authorization_servers":[]}"#;
+        let mut gz = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+        gz.extend(miniz_oxide::deflate::compress_to_vec(doc, 6));
+        gz.extend([0u8; 8]); // CRC and size are not checked by the decoder
+        let head = ResponseHead {
+            status: 200,
+            content_type: Some("application/json"),
+            content_encoding: Some("gzip"),
+            ..Default::default()
+        };
+        assert_eq!(watch.document_head(&p, &head), DocHead::Buffer);
+        let edit = watch.document_body(&p, &head, &gz).unwrap();
+        assert_eq!(edit.event, DocEvent::Corrected);
+        assert!(edit.remove.contains(&"content-encoding"));
+        let body: serde_json::Value = serde_json::from_slice(&edit.body.unwrap()).unwrap();
+        assert_eq!(body["resource"], "https://other.example.com/mcp");
+    }
+
+    #[test]
     fn server_metadata_is_sent_to_its_one_location_and_issuer_fixed() {
         let p = policy();
         let path = "/.well-known/oauth-authorization-server";
