@@ -54,6 +54,12 @@ class State:
         self.codes = {}
         self.refresh = {}
         self.shape = "clerk"
+        # Requests seen per path, and client_ids the token endpoint was asked about.
+        self.seen = {}
+        self.token_client_ids = []
+        # When set, /register hands back a registration issued this many seconds ago
+        # (a provider that deduplicates registrations).
+        self.dedup_age = None
 
 
 def make_handler(state):
@@ -104,16 +110,26 @@ def make_handler(state):
         def do_POST(self):
             url = urlsplit(self.path)
             q = {k: v[0] for k, v in parse_qs(url.query).items()}
+            with state.lock:
+                state.seen[url.path] = state.seen.get(url.path, 0) + 1
+            if url.path == "/mcp":
+                if self.headers.get("authorization", "").lower().startswith("bearer "):
+                    return self.json(200, {"jsonrpc": "2.0", "id": 1, "result": {}})
+                return self.reply(401, "application/json", '{"error":"invalid_token"}',
+                                  [("www-authenticate", 'Bearer error="invalid_token"')])
             if url.path == "/register":
                 meta = json.loads(self.body() or b"{}")
                 cid = "client-" + secrets.token_hex(8)
+                issued = int(time.time()) - (state.dedup_age or 0)
                 with state.lock:
                     state.clients[cid] = meta
-                return self.json(201, dict(meta, client_id=cid, client_id_issued_at=int(time.time()),
+                return self.json(201, dict(meta, client_id=cid, client_id_issued_at=issued,
                                            token_endpoint_auth_method="none"))
             if url.path == "/token":
                 f = self.form()
                 cid = f.get("client_id")
+                with state.lock:
+                    state.token_client_ids.append(cid)
                 if cid not in state.clients:
                     return self.reply(*SHAPES[state.shape])
                 if f.get("grant_type") == "authorization_code":
@@ -132,6 +148,12 @@ def make_handler(state):
             if url.path == "/admin/shape" and q.get("name") in SHAPES:
                 state.shape = q["name"]
                 return self.json(200, {"shape": state.shape})
+            if url.path == "/admin/dedup":
+                state.dedup_age = int(q["age"]) if q.get("age") else None
+                return self.json(200, {"dedup_age": state.dedup_age})
+            if url.path == "/admin/seen":
+                with state.lock:
+                    return self.json(200, {"paths": state.seen, "token_client_ids": state.token_client_ids})
             if url.path == "/admin/forget":
                 with state.lock:
                     state.clients.pop(q.get("client_id"), None)

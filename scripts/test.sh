@@ -42,9 +42,13 @@ fi
 
 step "replay of provider fixtures through a real Envoy"
 ./tests/replay.sh tests/fixtures/providers
+./tests/replay.sh tests/fixtures/more-providers
 if [ -d "$root/../shared/fixtures/providers" ]; then
   ./tests/replay.sh "$root/../shared/fixtures/providers"
 fi
+
+step "client lifecycle through two Envoy replicas (max age, epoch, signed client_ids)"
+python3 tests/lifecycle/run.py
 
 step "URL identity (issue 6): field cases 7-12 through Envoy, with a no-filter control"
 ./tests/url-identity/run.sh

@@ -92,6 +92,9 @@ impl ProviderMatcher {
         let Some(code) = error.code.as_deref() else {
             return Verdict::Keep(KeepReason::NotAnError);
         };
+        if success && error.weak_code {
+            return Verdict::Keep(KeepReason::NotAnError);
+        }
 
         let verdict = if self.rules.iter().any(|r| r.matches(status, error)) {
             Verdict::ClientGone
@@ -103,10 +106,19 @@ impl ProviderMatcher {
                 {
                     Verdict::ClientGone
                 }
-                Some(CodeMeaning::BadGrant) if client_error && code == "invalid_grant" => {
+                Some(CodeMeaning::BadGrant)
+                    if client_error && code == "invalid_grant" && error.standard_shape =>
+                {
                     Verdict::Keep(KeepReason::AlreadyStandard)
                 }
                 Some(CodeMeaning::BadGrant) => Verdict::BadGrant,
+                // A vendor code the filter does not know, with a description that says the
+                // client is unknown (and is not one of the RFC codes about something else).
+                None if !OTHER_STANDARD_CODES.contains(&code)
+                    && says_client_is_gone(error.description.as_deref()) =>
+                {
+                    Verdict::ClientGone
+                }
                 _ if success => Verdict::ErrorInSuccess,
                 _ => Verdict::Keep(KeepReason::NoEvidence),
             }
@@ -121,7 +133,9 @@ impl ProviderMatcher {
                 Verdict::ClientGone => Verdict::ClientGone,
                 _ => Verdict::Keep(KeepReason::NoEvidence),
             },
-            EndpointKind::Registration => Verdict::Keep(KeepReason::NoEvidence),
+            EndpointKind::Registration | EndpointKind::Resource => {
+                Verdict::Keep(KeepReason::NoEvidence)
+            }
         }
     }
 
@@ -151,43 +165,124 @@ fn code_names_gone_client(code: &str) -> bool {
     names_client && gone
 }
 
-/// Phrases that name the client (or Entra's application) as the thing that is missing.
-const SUBJECTS: &[&str] = &["client", "application", "aadsts700016"];
-const GONE: &[&str] = &[
-    "does not exist",
-    "doesn't exist",
-    "not found",
-    "unknown",
-    "not registered",
-    "no longer exist",
-    "been deleted",
-    "was deleted",
-    "invalid client",
-    "invalid value for 'client_id'",
-    "aadsts700016",
-];
-/// A description that mentions the grant is about the grant, whatever else it says
-/// (Dex answers a reused refresh token with `invalid_request` and the word "client").
-const ABOUT_THE_GRANT: &[&str] = &[
-    "refresh token",
-    "refresh_token",
-    "grant",
-    "authorization code",
-    "code_verifier",
-    "code verifier",
-    "redirect",
-    "scope",
+/// Registered error codes (RFC 6749, 6750, 7009, 8628, 8707, 9449, OpenID Connect) that are
+/// about something other than the client's existence: never read as "client is gone".
+pub(crate) const OTHER_STANDARD_CODES: &[&str] = &[
+    "access_denied",
+    "unsupported_response_type",
+    "unsupported_grant_type",
+    "unsupported_token_type",
+    "invalid_scope",
+    "invalid_target",
+    "invalid_token",
+    "insufficient_scope",
+    "server_error",
+    "temporarily_unavailable",
+    "authorization_pending",
+    "slow_down",
+    "expired_token",
+    "invalid_dpop_proof",
+    "use_dpop_nonce",
+    "interaction_required",
+    "login_required",
+    "account_selection_required",
+    "consent_required",
+    "invalid_request_uri",
+    "invalid_request_object",
+    "request_not_supported",
+    "request_uri_not_supported",
+    "registration_not_supported",
+    "invalid_redirect_uri",
+    "invalid_client_metadata",
 ];
 
-/// Whether a provider's description says the client itself is unknown.
+/// Words that name the client (or Entra's application) as a whole word.
+const SUBJECTS: &[&str] = &["client", "client_id", "clientid", "application", "app"];
+/// What, said right after the subject, means it is missing.
+const GONE_AFTER: &[&[&str]] = &[
+    &["not", "found"],
+    &["does", "not", "exist"],
+    &["doesn't", "exist"],
+    &["not", "exist"],
+    &["unknown"],
+    &["not", "registered"],
+    &["no", "longer", "exists"],
+    &["no", "longer", "exist"],
+    &["deleted"],
+    &["was", "deleted"],
+    &["has", "been", "deleted"],
+];
+/// How far (in words) the missing-word may follow the subject: "Application with identifier
+/// 'X' was not found" spans six.
+const GONE_WINDOW: usize = 10;
+/// A description with any of these words is about something else: a grant, a user, another
+/// credential or parameter (Dex answers a reused refresh token with `invalid_request` and the
+/// word "client"; Entra's AADSTS50020 speaks of a user account and the application).
+const ABOUT_SOMETHING_ELSE: &[&str] = &[
+    "refresh",
+    "refresh_token",
+    "grant",
+    "grant_type",
+    "code",
+    "code_verifier",
+    "verifier",
+    "redirect",
+    "redirect_uri",
+    "scope",
+    "user",
+    "account",
+    "assertion",
+    "client_assertion",
+    "client_assertion_type",
+    "dpop",
+    "certificate",
+    "token_endpoint_auth_method",
+    "auth_method",
+    "pkce",
+];
+
+fn words(text: &str) -> Vec<String> {
+    text.to_ascii_lowercase()
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '\''))
+        .filter(|w| !w.is_empty())
+        .map(|w| w.trim_matches('\'').to_owned())
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// Whether a provider's description says the client itself is unknown: "unknown client",
+/// "invalid client_id", "no such client", or the client named and then said to be missing
+/// within a few words; never when it speaks of a grant, a user or another credential.
 pub fn says_client_is_gone(description: Option<&str>) -> bool {
     let Some(text) = description else {
         return false;
     };
-    let text = text.to_ascii_lowercase();
-    SUBJECTS.iter().any(|s| text.contains(s))
-        && GONE.iter().any(|g| text.contains(g))
-        && !ABOUT_THE_GRANT.iter().any(|g| text.contains(g))
+    let w = words(text);
+    // Entra's own code for "application not found" is definite, whatever else the text says
+    // (its description goes on about users consenting in the tenant).
+    if w.iter().any(|x| x == "aadsts700016") {
+        return true;
+    }
+    if w.iter().any(|x| ABOUT_SOMETHING_ELSE.contains(&x.as_str())) {
+        return false;
+    }
+    (0..w.len()).any(|i| {
+        if !SUBJECTS.contains(&w[i].as_str()) {
+            return false;
+        }
+        let before = |n: usize| i.checked_sub(n).map(|j| w[j].as_str());
+        if matches!(before(1), Some("unknown" | "invalid" | "deleted"))
+            || (before(2) == Some("no") && before(1) == Some("such"))
+        {
+            return true;
+        }
+        let after = &w[i + 1..w.len().min(i + 1 + GONE_WINDOW)];
+        (0..after.len()).any(|j| {
+            GONE_AFTER.iter().any(|seq| {
+                after[j..].starts_with(&seq.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            })
+        })
+    })
 }
 
 #[cfg(test)]
@@ -207,6 +302,8 @@ mod tests {
             code: Some(code.to_owned()),
             description: (!description.is_empty()).then(|| description.to_owned()),
             has_access_token: false,
+            standard_shape: true,
+            weak_code: false,
         }
     }
 
@@ -339,6 +436,75 @@ mod tests {
     }
 
     #[test]
+    fn evidence_reads_words_not_substrings() {
+        for gone in [
+            "The requested OAuth 2.0 Client does not exist.",
+            "Client authentication failed (e.g., unknown client, no client authentication \
+             included, or unsupported client authentication method).",
+            "AADSTS700016: Application with identifier 'abc' was not found in the directory 'x'. \
+             This can happen if the application has not been installed by the administrator of \
+             the tenant or consented to by any user in the tenant.",
+            "Invalid client_id",
+            "Client ID 'abc' not found",
+            "Client ID 'abc' is not registered with this server.",
+            "Invalid client credentials",
+            "Invalid client or Invalid client credentials",
+            "No such client",
+            "The OAuth client was not found.",
+        ] {
+            assert!(says_client_is_gone(Some(gone)), "{gone}");
+        }
+        for other in [
+            "User not found for this client",
+            "AADSTS50020: User account from identity provider does not exist in tenant and \
+             cannot access the application.",
+            "Unknown client_assertion_type",
+            "DPoP proof key unknown for client",
+            "unknown token_endpoint_auth_method for this client",
+            "Refresh token is invalid or has already been claimed by another client.",
+            "clientele unknown",
+            "The client is fine but the code was not found",
+            "client_secret is missing",
+            "",
+        ] {
+            assert!(!says_client_is_gone(Some(other)), "{other}");
+        }
+    }
+
+    #[test]
+    fn vendor_codes_with_evidence_only() {
+        let m = matcher("generic");
+        assert_eq!(
+            m.classify(T, 404, &err("not_found", "Client not found")),
+            Verdict::ClientGone
+        );
+        assert_eq!(
+            m.classify(T, 400, &err("not_found", "Resource not found")),
+            Verdict::Keep(KeepReason::NoEvidence)
+        );
+        assert_eq!(
+            m.classify(
+                T,
+                400,
+                &err("invalid_target", "resource unknown for this client")
+            ),
+            Verdict::Keep(KeepReason::NoEvidence)
+        );
+        assert_eq!(
+            m.classify(T, 429, &err("slow_down", "client unknown rate")),
+            Verdict::Keep(KeepReason::NoEvidence)
+        );
+    }
+
+    #[test]
+    fn invalid_grant_in_an_envelope_is_made_standard() {
+        let m = matcher("auto");
+        let mut e = err("invalid_grant", "");
+        e.standard_shape = false;
+        assert_eq!(m.classify(T, 400, &e), Verdict::BadGrant);
+    }
+
+    #[test]
     fn access_token_wins() {
         let mut e = err("invalid_client", "");
         e.has_access_token = true;
@@ -386,14 +552,14 @@ mod tests {
         m.rules.push(ClientGoneRule {
             statuses: vec![404],
             codes: vec!["app_missing".into()],
-            description_contains: vec!["no such app".into()],
+            description_contains: vec!["is parked".into()],
         });
         assert_eq!(
-            m.classify(T, 404, &err("app_missing", "No such app here")),
+            m.classify(T, 404, &err("app_missing", "This app is parked")),
             Verdict::ClientGone
         );
         assert_eq!(
-            m.classify(T, 400, &err("app_missing", "No such app here")),
+            m.classify(T, 400, &err("app_missing", "This app is parked")),
             Verdict::Keep(KeepReason::NoEvidence)
         );
         assert_eq!(

@@ -16,10 +16,20 @@ pub enum EndpointKind {
     Registration,
     /// RFC 6749 section 3.1.
     Authorization,
+    /// The MCP endpoint (an RFC 9728 protected resource), for bearer-token lifecycle checks.
+    Resource,
 }
 
 impl EndpointKind {
-    pub const ALL: [EndpointKind; 4] = [
+    pub const ALL: [EndpointKind; 5] = [
+        Self::Token,
+        Self::Revocation,
+        Self::Registration,
+        Self::Authorization,
+        Self::Resource,
+    ];
+    /// The provider's own endpoints (the ones a preset can supply).
+    pub const OAUTH: [EndpointKind; 4] = [
         Self::Token,
         Self::Revocation,
         Self::Registration,
@@ -33,6 +43,7 @@ impl EndpointKind {
             Self::Revocation => "revocation",
             Self::Registration => "registration",
             Self::Authorization => "authorization",
+            Self::Resource => "mcp",
         }
     }
 
@@ -42,7 +53,8 @@ impl EndpointKind {
             // RFC 6749 section 3.2 and RFC 7009 section 2.1: POST only.
             Self::Token | Self::Revocation => method == "POST",
             Self::Authorization => method == "GET" || method == "POST",
-            Self::Registration => method != "OPTIONS" && method != "HEAD",
+            // CORS preflights are never checked or answered (a 401 breaks browser clients).
+            Self::Registration | Self::Resource => method != "OPTIONS" && method != "HEAD",
         }
     }
 }
@@ -120,6 +132,24 @@ impl PathPattern {
             .iter()
             .filter(|s| matches!(s, Segment::Any))
             .count()
+    }
+
+    /// Whether some request path matches both patterns with neither more specific (the same
+    /// number of `*`), so the router could not choose between them.
+    pub fn overlaps(&self, other: &PathPattern) -> bool {
+        self.segments.len() == other.segments.len()
+            && self.wildcards() == other.wildcards()
+            && self
+                .segments
+                .iter()
+                .zip(&other.segments)
+                .all(|(a, b)| match (a, b) {
+                    (Segment::Literal(x), Segment::Literal(y)) => x == y,
+                    (Segment::Literal(x), Segment::Any) | (Segment::Any, Segment::Literal(x)) => {
+                        !x.is_empty()
+                    }
+                    (Segment::Any, Segment::Any) => true,
+                })
     }
 
     /// Whether `path` (no query) is this endpoint.
@@ -266,6 +296,15 @@ mod tests {
         assert_eq!(router.find("/oauth2/default/v1/token").unwrap().provider, 1);
         assert_eq!(router.find("/oauth2/x/v1/token").unwrap().provider, 0);
         assert!(router.find("/mcp").is_none());
+    }
+
+    #[test]
+    fn overlapping_patterns() {
+        assert!(p("/*/x").overlaps(&p("/a/*")));
+        assert!(p("/a/b").overlaps(&p("/a/b")));
+        assert!(!p("/*/x").overlaps(&p("/a/x")));
+        assert!(!p("/a/*").overlaps(&p("/b/*")));
+        assert!(!p("/a").overlaps(&p("/a/")));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use crate::classify::Verdict;
 use crate::endpoint::{split_path, EndpointKind};
+use crate::lifecycle::registration;
 use crate::policy::Policy;
 use crate::provider_error::{self, ContentCoding, MediaKind, ProviderError};
 use crate::reply::{self, ClientAuthScheme, Reply};
@@ -16,6 +17,10 @@ pub struct Exchange {
     pub client_auth: ClientAuthScheme,
     /// The authorization request's `redirect_uri`, to recognise a redirect back to it.
     pub redirect_uri: Option<String>,
+    /// A `POST` (a registration request, for the registration checks).
+    pub is_post: bool,
+    /// The request's `:authority`, to tell the server's own pages from the client's.
+    pub authority: Option<String>,
 }
 
 /// The response head fields the decision reads.
@@ -62,6 +67,10 @@ pub enum Outcome {
     InvalidGrant,
     ErrorInSuccess,
     StaleClientPage,
+    /// A registration answer with a signed `client_id` or injected expiry.
+    RegistrationRewritten,
+    /// A stale registration answer replaced by an RFC 7591 error.
+    RegistrationRefused,
 }
 
 impl Outcome {
@@ -71,6 +80,8 @@ impl Outcome {
             Self::InvalidGrant => "invalid_grant",
             Self::ErrorInSuccess => "error_in_success",
             Self::StaleClientPage => "stale_client_page",
+            Self::RegistrationRewritten => "registration_rewritten",
+            Self::RegistrationRefused => "registration_refused",
         }
     }
 }
@@ -110,6 +121,8 @@ impl Policy {
             kind: route.kind,
             client_auth: ClientAuthScheme::from_authorization(authorization),
             redirect_uri,
+            is_post: method == "POST",
+            authority: None,
         })
     }
 }
@@ -117,9 +130,48 @@ impl Policy {
 impl Exchange {
     /// Decides at response-header time, before any body byte is held.
     pub fn on_response_headers(&self, policy: &Policy, head: &ResponseHead<'_>) -> HeadAction {
+        let action = self.head_action(policy, head);
+        // With plain client_ids refused, a registration the filter cannot read (and so cannot
+        // sign) would send the client into a register-then-refused loop: refuse it now.
+        let unreadable = matches!(
+            action,
+            HeadAction::PassThrough(Skip::Coding | Skip::MediaType | Skip::OverCap | Skip::NoBody)
+        );
+        if unreadable && self.registration_must_be_signed(policy, head.status) {
+            return HeadAction::Replace(Rewrite {
+                outcome: Outcome::RegistrationRefused,
+                original_status: head.status,
+                original_code: Some("unsigned".to_owned()),
+                reply: reply::stale_registration(),
+            });
+        }
+        action
+    }
+
+    fn registration_must_be_signed(&self, policy: &Policy, status: u16) -> bool {
+        self.kind == EndpointKind::Registration
+            && self.is_post
+            && (200..300).contains(&status)
+            && policy
+                .providers
+                .get(self.provider)
+                .is_some_and(|p| p.lifecycle.signer.is_some() && p.lifecycle.retire_unsigned)
+    }
+
+    fn head_action(&self, policy: &Policy, head: &ResponseHead<'_>) -> HeadAction {
         let status = head.status;
-        if self.kind == EndpointKind::Registration {
-            return HeadAction::PassThrough(Skip::Endpoint);
+        match self.kind {
+            EndpointKind::Resource => return HeadAction::PassThrough(Skip::Endpoint),
+            EndpointKind::Registration => {
+                let checks = policy
+                    .providers
+                    .get(self.provider)
+                    .is_some_and(|p| p.lifecycle.checks_registrations());
+                if !checks || !self.is_post || !(200..300).contains(&status) {
+                    return HeadAction::PassThrough(Skip::Endpoint);
+                }
+            }
+            _ => {}
         }
         if (300..400).contains(&status) {
             return match self.redirect_to_client_with_gone_client(policy, head) {
@@ -154,11 +206,13 @@ impl Exchange {
     }
 
     /// Decides on the complete body (at most the cap). `None` leaves the answer untouched.
+    /// `now` (Unix seconds) is read only by the registration checks.
     pub fn on_response_body(
         &self,
         policy: &Policy,
         head: &ResponseHead<'_>,
         body: &[u8],
+        now: i64,
     ) -> Option<Rewrite> {
         if body.len() > policy.max_body_bytes {
             return None;
@@ -168,8 +222,50 @@ impl Exchange {
         if coding != ContentCoding::Identity && decoded.is_empty() {
             return None;
         }
+        if self.kind == EndpointKind::Registration {
+            return self.check_registration(policy, head.status, &decoded, now);
+        }
         let error = provider_error::parse(provider_error::media_kind(head.content_type), &decoded)?;
         self.decide(policy, head.status, &error)
+    }
+
+    fn check_registration(
+        &self,
+        policy: &Policy,
+        status: u16,
+        body: &[u8],
+        now: i64,
+    ) -> Option<Rewrite> {
+        let lifecycle = &policy.providers.get(self.provider)?.lifecycle;
+        let verdict = match registration::check(lifecycle, body, now) {
+            // Plain client_ids are refused, so a registration left unsigned must not pass.
+            registration::Verdict::Unchanged
+            | registration::Verdict::Rewritten { signed: false, .. }
+                if self.registration_must_be_signed(policy, status) =>
+            {
+                registration::Verdict::Refused(registration::Stale::Unsigned)
+            }
+            other => other,
+        };
+        let (outcome, reply, detail) = match verdict {
+            registration::Verdict::Unchanged => return None,
+            registration::Verdict::Rewritten { body, signed } => (
+                Outcome::RegistrationRewritten,
+                reply::registration(status, body),
+                if signed { "signed" } else { "expiry" },
+            ),
+            registration::Verdict::Refused(stale) => (
+                Outcome::RegistrationRefused,
+                reply::stale_registration(),
+                stale.as_str(),
+            ),
+        };
+        Some(Rewrite {
+            outcome,
+            original_status: status,
+            original_code: Some(detail.to_owned()),
+            reply,
+        })
     }
 
     fn decide(&self, policy: &Policy, status: u16, error: &ProviderError) -> Option<Rewrite> {
@@ -216,13 +312,23 @@ impl Exchange {
         if self.kind != EndpointKind::Authorization {
             return None;
         }
-        let redirect_uri = self.redirect_uri.as_deref().filter(|r| !r.is_empty())?;
         let location = head.location?;
-        let rest = location.strip_prefix(redirect_uri)?;
-        let params = match rest.as_bytes().first() {
-            None => "",
-            Some(b'?' | b'#' | b'&') => &rest[1..],
-            Some(_) => return None,
+        // The client's side: the request's redirect_uri, or (when the request named none, or
+        // named it twice, or the server spelled it differently) anywhere off this server's own
+        // origin. The server's own error pages (same origin) are left alone.
+        let to_redirect_uri = self
+            .redirect_uri
+            .as_deref()
+            .filter(|r| !r.is_empty())
+            .and_then(|r| location.strip_prefix(r))
+            .filter(|rest| matches!(rest.as_bytes().first(), None | Some(b'?' | b'#' | b'&')));
+        let params = match to_redirect_uri {
+            Some(rest) => rest.get(1..).unwrap_or(""),
+            None if is_same_origin(location, self.authority.as_deref()) => return None,
+            None => location
+                .split_once(['?', '#'])
+                .map(|(_, p)| p)
+                .unwrap_or(""),
         };
         let mut error = ProviderError::default();
         for (key, value) in form_urlencoded::parse(params.replace('#', "&").as_bytes()) {
@@ -232,11 +338,29 @@ impl Exchange {
                 _ => {}
             }
         }
+        // A bare `unauthorized_client` sent back to the client says nothing but "this client
+        // may not be here": for an authorization request that is the unknown client.
+        if error.code.as_deref() == Some("unauthorized_client") && error.description.is_none() {
+            error.code = Some("invalid_client".to_owned());
+        }
         // Classified as if it were a 400 answer: the redirect carries the error, not a status.
         let mut rewrite = self.decide(policy, 400, &error)?;
         rewrite.original_status = head.status;
         Some(rewrite)
     }
+}
+
+/// Whether a `Location` stays on the origin the request came to (relative, or the same
+/// authority). Unknown authority: only relative locations count as the same origin.
+fn is_same_origin(location: &str, authority: Option<&str>) -> bool {
+    if location.starts_with('/') && !location.starts_with("//") {
+        return true;
+    }
+    let Some((_, rest)) = location.split_once("://") else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    authority.is_some_and(|a| a.eq_ignore_ascii_case(host))
 }
 
 #[cfg(test)]
@@ -335,7 +459,12 @@ mod tests {
     fn gone_client_becomes_invalid_client_with_clients_scheme() {
         let p = policy("");
         let rw = token(&p)
-            .on_response_body(&p, &head(400, JSON), br#"{"errorCode":"invalid_client"}"#)
+            .on_response_body(
+                &p,
+                &head(400, JSON),
+                br#"{"errorCode":"invalid_client"}"#,
+                0,
+            )
             .unwrap();
         assert_eq!(rw.outcome, Outcome::InvalidClient);
         assert_eq!(rw.original_status, 400);
@@ -353,16 +482,16 @@ mod tests {
         let p = policy("limits:\n  max_body_bytes: 64\n");
         let x = token(&p);
         for body in [&b"{\"error\":"[..], b"\xff\xfe\x00", b"", b"null"] {
-            assert!(x.on_response_body(&p, &head(400, JSON), body).is_none());
+            assert!(x.on_response_body(&p, &head(400, JSON), body, 0).is_none());
         }
         let long = format!(r#"{{"error":"invalid_client","pad":"{}"}}"#, "x".repeat(64));
         assert!(x
-            .on_response_body(&p, &head(400, JSON), long.as_bytes())
+            .on_response_body(&p, &head(400, JSON), long.as_bytes(), 0)
             .is_none());
         let mut gz = head(400, JSON);
         gz.content_encoding = Some("gzip");
         assert!(x
-            .on_response_body(&p, &gz, b"{\"error\":\"invalid_client\"}")
+            .on_response_body(&p, &gz, b"{\"error\":\"invalid_client\"}", 0)
             .is_none());
     }
 
@@ -388,8 +517,7 @@ mod tests {
         for other in [
             "http://x/cb?code=abc&state=s",
             "http://x/cb?error=access_denied",
-            "https://idp.example/error?error=invalid_client",
-            "http://x/cbevil?error=invalid_client",
+            "/error?error=invalid_client",
         ] {
             h.location = Some(other);
             assert_eq!(
@@ -401,11 +529,61 @@ mod tests {
     }
 
     #[test]
+    fn authorization_redirect_spelled_differently_is_still_refused() {
+        let p = policy("");
+        let mut a = p
+            .on_request(
+                "GET",
+                "/authorize?redirect_uri=http%3A%2F%2Fx%2Fcb&redirect_uri=x",
+                None,
+            )
+            .unwrap();
+        a.authority = Some("auth.example".to_owned());
+        let mut h = head(302, "text/html");
+        for location in [
+            "http://X/cb?error=invalid_client",
+            "http://x:80/cb?error=invalid_client",
+            "https://evil.example/cb?error=invalid_client",
+            "http://x/cbevil?error=invalid_client",
+        ] {
+            h.location = Some(location);
+            assert!(
+                matches!(a.on_response_headers(&p, &h), HeadAction::Replace(_)),
+                "{location}"
+            );
+        }
+    }
+
+    #[test]
+    fn authorization_redirect_without_redirect_uri_in_request() {
+        let p = policy("");
+        let mut a = p.on_request("GET", "/authorize?client_id=c", None).unwrap();
+        a.authority = Some("auth.example".to_owned());
+        let mut h = head(302, "text/html");
+        for (location, replaced) in [
+            ("https://app.example/cb?error=invalid_client", true),
+            ("https://app.example/cb#error=unauthorized_client", true),
+            (
+                "https://app.example/cb?error=unauthorized_client&error_description=no+pkce",
+                false,
+            ),
+            ("https://AUTH.example/error?error=invalid_client", false),
+            ("/oauth2/fallbacks/error?error=invalid_client", false),
+            ("//evil.example/cb?error=invalid_client", true),
+            ("https://app.example/cb?code=x", false),
+        ] {
+            h.location = Some(location);
+            let replaced_now = matches!(a.on_response_headers(&p, &h), HeadAction::Replace(_));
+            assert_eq!(replaced_now, replaced, "{location}");
+        }
+    }
+
+    #[test]
     fn authorization_json_gone_client_gets_page_unless_disabled() {
         let p = policy("");
         let a = p.on_request("GET", "/authorize?client_id=c", None).unwrap();
         let body = br#"{"error":"invalid_request","error_description":"Client ID 'c' not found"}"#;
-        let rw = a.on_response_body(&p, &head(400, JSON), body).unwrap();
+        let rw = a.on_response_body(&p, &head(400, JSON), body, 0).unwrap();
         assert_eq!(rw.outcome, Outcome::StaleClientPage);
         let off = policy("authorization:\n  stale_client_page: false\n");
         let a = off
@@ -418,15 +596,43 @@ mod tests {
     }
 
     #[test]
+    fn strict_signing_refuses_registrations_it_cannot_sign() {
+        let p = policy(
+            "    lifecycle:\n      sign_client_ids: true\n      retire_unsigned_clients: true\n      \
+             signing_keys: [{id: k, secret: MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=}]\n",
+        );
+        let reg = p.on_request("POST", "/register", None).unwrap();
+        let mut br = head(201, JSON);
+        br.content_encoding = Some("br");
+        let HeadAction::Replace(rw) = reg.on_response_headers(&p, &br) else {
+            panic!("unreadable registration passed")
+        };
+        assert_eq!(rw.outcome, Outcome::RegistrationRefused);
+        let long = format!(r#"{{"client_id":"{}"}}"#, "x".repeat(2000));
+        let rw = reg
+            .on_response_body(&p, &head(201, JSON), long.as_bytes(), 0)
+            .unwrap();
+        assert_eq!(rw.outcome, Outcome::RegistrationRefused);
+        let ok = reg
+            .on_response_body(&p, &head(201, JSON), br#"{"client_id":"c"}"#, 0)
+            .unwrap();
+        assert_eq!(ok.outcome, Outcome::RegistrationRewritten);
+        assert_eq!(
+            reg.on_response_headers(&p, &head(400, JSON)),
+            HeadAction::PassThrough(Skip::Endpoint)
+        );
+    }
+
+    #[test]
     fn error_in_success_becomes_400() {
         let p = policy("");
         let rw = token(&p)
-            .on_response_body(&p, &head(200, JSON), br#"{"error":"slow_down"}"#)
+            .on_response_body(&p, &head(200, JSON), br#"{"error":"slow_down"}"#, 0)
             .unwrap();
         assert_eq!(rw.outcome, Outcome::ErrorInSuccess);
         assert_eq!(rw.reply.status, 400);
         assert!(token(&p)
-            .on_response_body(&p, &head(200, JSON), br#"{"access_token":"t"}"#)
+            .on_response_body(&p, &head(200, JSON), br#"{"access_token":"t"}"#, 0)
             .is_none());
     }
 }

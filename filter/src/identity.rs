@@ -121,8 +121,13 @@ impl Policy {
         }
         let (path, query) = split_path(head.path);
 
-        // RFC 8707 at the providers' endpoints.
-        if let Some(route) = self.router.find(path) {
+        // RFC 8707 at the providers' endpoints. (An MCP endpoint listed for the lifecycle's
+        // bearer checks is also a resource location: looked up below.)
+        if let Some(route) = self
+            .router
+            .find(path)
+            .filter(|r| r.kind != EndpointKind::Resource)
+        {
             let form_post = head.method == "POST" && resource_indicator::is_form(head.content_type);
             match route.kind {
                 EndpointKind::Authorization => {
@@ -140,7 +145,7 @@ impl Policy {
                     plan.rewrite_body = form_post;
                 }
                 EndpointKind::Token => plan.rewrite_body = form_post,
-                EndpointKind::Revocation | EndpointKind::Registration => {}
+                EndpointKind::Revocation | EndpointKind::Registration | EndpointKind::Resource => {}
             }
             return plan;
         }

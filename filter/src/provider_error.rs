@@ -16,6 +16,11 @@ pub struct ProviderError {
     pub description: Option<String>,
     /// The body carries an `access_token`: a success, whatever else it says.
     pub has_access_token: bool,
+    /// The body is already RFC 6749 section 5.2 JSON: the code is the top-level `error` string.
+    pub standard_shape: bool,
+    /// The code came only from a generic `code` field, which success envelopes use too
+    /// (`{"code":"SUCCESS","data":{...}}`): never enough to call a 2xx an error.
+    pub weak_code: bool,
 }
 
 impl ProviderError {
@@ -166,13 +171,22 @@ fn parse_json(body: &[u8]) -> Option<ProviderError> {
     let Value::Object(map) = value else {
         return None;
     };
-    let nested = match map.get("error") {
-        Some(Value::Object(inner)) => Some(inner),
+    // `{"error": {...}}` and `{"errors": [{...}]}` envelopes carry the code one level down.
+    let nested = match (map.get("error"), map.get("errors")) {
+        (Some(Value::Object(inner)), _) => Some(inner),
+        (_, Some(Value::Array(list))) => match list.first() {
+            Some(Value::Object(inner)) => Some(inner),
+            _ => None,
+        },
         _ => None,
     };
-    let code = string_field(&map, &["error", "errorCode", "error_code", "error_type"])
-        .or_else(|| nested.and_then(|n| string_field(n, &["error", "code", "status"])))
-        .or_else(|| string_field(&map, &["code"]));
+    let standard_shape = matches!(map.get("error"), Some(Value::String(s)) if !s.trim().is_empty());
+    let strong =
+        string_field(&map, &["error", "errorCode", "error_code", "error_type"]).or_else(|| {
+            nested.and_then(|n| string_field(n, &["error", "code", "error_code", "status"]))
+        });
+    let weak_code = strong.is_none();
+    let code = strong.or_else(|| string_field(&map, &["code"]));
     let description = string_field(
         &map,
         &[
@@ -186,11 +200,17 @@ fn parse_json(body: &[u8]) -> Option<ProviderError> {
             "errorMessage",
         ],
     )
-    .or_else(|| nested.and_then(|n| string_field(n, &["message", "error_description"])));
+    .or_else(|| nested.and_then(|n| string_field(n, &["message", "error_description", "detail"])));
     Some(ProviderError {
         code: code.map(|c| c.to_ascii_lowercase()),
         description,
-        has_access_token: map.contains_key("access_token"),
+        // Also `{"data": {"access_token": ...}}` success envelopes.
+        has_access_token: map.contains_key("access_token")
+            || map
+                .values()
+                .any(|v| matches!(v, Value::Object(inner) if inner.contains_key("access_token"))),
+        standard_shape,
+        weak_code,
     })
 }
 
@@ -267,6 +287,30 @@ mod tests {
         let e = json(r#"{"error":{"code":"client_not_found","message":"no such client"}}"#);
         assert_eq!(e.code.as_deref(), Some("client_not_found"));
         assert_eq!(e.description.as_deref(), Some("no such client"));
+    }
+
+    #[test]
+    fn errors_array_envelope() {
+        let e = json(r#"{"errors":[{"code":"client_not_found","message":"gone"}]}"#);
+        assert_eq!(e.code.as_deref(), Some("client_not_found"));
+        assert_eq!(e.description.as_deref(), Some("gone"));
+        assert!(!e.standard_shape);
+    }
+
+    #[test]
+    fn standard_shape_only_for_top_level_error_strings() {
+        assert!(json(r#"{"error":"invalid_grant"}"#).standard_shape);
+        assert!(!json(r#"{"errorCode":"invalid_grant"}"#).standard_shape);
+        let form = parse(MediaKind::Form, b"error=invalid_grant").unwrap();
+        assert!(!form.standard_shape);
+    }
+
+    #[test]
+    fn success_envelopes_are_successes() {
+        let e = json(r#"{"code":"SUCCESS","data":{"access_token":"t"}}"#);
+        assert!(e.has_access_token);
+        assert!(e.weak_code);
+        assert!(!json(r#"{"error":"x"}"#).weak_code);
     }
 
     #[test]

@@ -144,6 +144,68 @@ pub fn error_in_success(code: &str, description: Option<&str>) -> Reply {
     json_error(400, body)
 }
 
+/// The `error_description` of `invalid_token` answers for a retired client's token.
+pub const RETIRED_TOKEN_DESCRIPTION: &str =
+    "The access token belongs to a client registration that has been retired.";
+
+/// RFC 6750 section 3.1 `invalid_token` from the MCP endpoint, naming the RFC 9728 metadata
+/// (section 5.1) so the client finds its authorization server, refreshes, and registers again.
+pub fn invalid_token(resource_metadata: Option<&str>) -> Reply {
+    let mut challenge = format!(
+        "Bearer error=\"invalid_token\", error_description=\"{RETIRED_TOKEN_DESCRIPTION}\""
+    );
+    if let Some(url) = resource_metadata {
+        challenge.push_str(&format!(", resource_metadata=\"{url}\""));
+    }
+    let mut reply = json_error(
+        401,
+        json!({"error": "invalid_token", "error_description": RETIRED_TOKEN_DESCRIPTION}),
+    );
+    reply.headers.push(("www-authenticate", challenge));
+    reply
+}
+
+/// Adds CORS headers to an error answer the filter makes itself (nothing upstream set them):
+/// browser MCP clients must be able to read the status, the body and the `WWW-Authenticate`
+/// challenge. These answers carry no credentials and no user data.
+pub fn with_cors(mut reply: Reply) -> Reply {
+    reply
+        .headers
+        .push(("access-control-allow-origin", "*".to_owned()));
+    reply.headers.push((
+        "access-control-expose-headers",
+        "WWW-Authenticate".to_owned(),
+    ));
+    reply
+}
+
+/// The `error_description` of a refused registration answer.
+pub const STALE_REGISTRATION_DESCRIPTION: &str =
+    "The authorization server returned a registration that is already expired or older than \
+     this server allows (it reuses registrations). Register again with different metadata \
+     (for example another client_name) or ask the operator.";
+
+/// RFC 7591 section 3.2.2 error for a registration answer that must not reach the client.
+pub fn stale_registration() -> Reply {
+    json_error(
+        400,
+        json!({"error": "invalid_client_metadata", "error_description": STALE_REGISTRATION_DESCRIPTION}),
+    )
+}
+
+/// A registration answer with a changed body (signed `client_id`, injected expiry).
+pub fn registration(status: u16, body: Vec<u8>) -> Reply {
+    Reply {
+        status,
+        headers: vec![
+            ("content-type", "application/json".to_owned()),
+            ("cache-control", "no-store".to_owned()),
+            ("pragma", "no-cache".to_owned()),
+        ],
+        body,
+    }
+}
+
 /// The page shown instead of a provider's "unknown client" answer at the authorization
 /// endpoint. It echoes nothing from the request, redirects nowhere and runs no script
 /// (RFC 6749 section 4.1.2.1: never redirect on an invalid client).

@@ -67,7 +67,13 @@ extern "C" {
         value_data: *const u8,
         value_size: usize,
     ) -> u32;
-    #[allow(clippy::too_many_arguments)]
+    fn proxy_define_metric(
+        metric_type: u32,
+        name_data: *const u8,
+        name_size: usize,
+        return_id: *mut u32,
+    ) -> u32;
+    fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
     fn proxy_send_local_response(
         status_code: u32,
         status_code_details_data: *const u8,
@@ -78,13 +84,6 @@ extern "C" {
         additional_headers_size: usize,
         grpc_status: i32,
     ) -> u32;
-    fn proxy_define_metric(
-        metric_type: u32,
-        name_data: *const u8,
-        name_size: usize,
-        return_id: *mut u32,
-    ) -> u32;
-    fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
 }
 
 fn check(status: u32) -> Result<(), HostError> {
@@ -233,16 +232,37 @@ pub fn add_header(map_type: u32, name: &str, value: &str) -> Result<(), HostErro
     })
 }
 
-/// Answers the request from the filter. After success the stream must stay paused: the
-/// request never goes upstream (the CVE-2022-29228 lesson in ENVOY-NOTES).
+/// Serializes header pairs in the proxy-wasm map format: count, then each key and value
+/// length, then each key and value followed by a NUL byte.
+fn serialize_map(pairs: &[(&str, &str)]) -> Vec<u8> {
+    let mut size = 4;
+    for (k, v) in pairs {
+        size += 8 + k.len() + v.len() + 2;
+    }
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
+    for (k, v) in pairs {
+        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+    }
+    for (k, v) in pairs {
+        out.extend_from_slice(k.as_bytes());
+        out.push(0);
+        out.extend_from_slice(v.as_bytes());
+        out.push(0);
+    }
+    out
+}
+
+/// Answers the request from the filter; the request is not forwarded.
 pub fn send_local_response(
     status: u16,
-    details: &str,
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Result<(), HostError> {
-    let map = crate::header_pairs::encode(headers);
-    // SAFETY: every pointer and length describes a live buffer for the call's duration.
+    let map = serialize_map(headers);
+    let details = "mcp_oauth_guard";
+    // SAFETY: every pointer and length describes a live buffer for the duration of the call.
     check(unsafe {
         proxy_send_local_response(
             u32::from(status),

@@ -139,12 +139,7 @@ impl IdentityStream {
                 .iter()
                 .map(|(n, v)| (*n, v.as_str()))
                 .collect();
-            match host::send_local_response(
-                reply.status,
-                "mcp_oauth_guard_metadata",
-                &headers,
-                &reply.body,
-            ) {
+            match host::send_local_response(reply.status, &headers, &reply.body) {
                 Ok(()) => {
                     bump(|c| c.served);
                     let named = policy
@@ -202,6 +197,17 @@ impl IdentityStream {
             }
         }
         None
+    }
+
+    /// Whether this stream was answered by the filter (a served metadata document).
+    pub(super) fn answered(&self) -> bool {
+        matches!(self.phase, Phase::Answered)
+    }
+
+    /// Decides now on the whole held form body, for when another part of the filter held
+    /// the same request and has finished with it (and may have replaced the body).
+    pub(super) fn finish_request_body(&mut self, policy: &Policy) {
+        let _ = self.on_request_trailers(policy);
     }
 
     /// Request body: rewrites `resource` parameters once the form body is complete.

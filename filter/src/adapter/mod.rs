@@ -13,6 +13,7 @@ use proxy_wasm::types::{Action, ContextType};
 use crate::exchange::{Exchange, HeadAction, ResponseHead, Rewrite};
 use crate::policy::Policy;
 use crate::reply::REPLACED_HEADERS;
+use crate::request::{BodyAction, LocalReply, RequestAction, RequestHead};
 
 use metrics::Metrics;
 
@@ -87,6 +88,8 @@ impl RootContext for Root {
             exchange: None,
             state: State::Idle,
             status: 0,
+            holding_request: false,
+            answered_locally: false,
             identity: identity::IdentityStream::default(),
         }))
     }
@@ -134,8 +137,20 @@ struct Stream {
     exchange: Option<Exchange>,
     state: State,
     status: u16,
+    /// The request is held until its body is complete (token/revocation unwrap).
+    holding_request: bool,
+    /// The filter answered; the response path carries its own reply and is left alone.
+    answered_locally: bool,
     /// Issue 6: metadata documents, challenges and resource indicators.
     identity: identity::IdentityStream,
+}
+
+/// Unix seconds from the host clock (WASI `clock_time_get`, provided by Envoy).
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// A header as text; absent, unreadable or non-UTF-8 values read as `None`.
@@ -159,46 +174,164 @@ impl HttpContext for Stream {
         ) else {
             return Action::Continue;
         };
+        // Issue 6 hook: may answer a metadata location, change :path, hold a form body for
+        // its `resource` parameters, or watch the response. It runs first so that the
+        // lifecycle's own 401 at the MCP endpoint still gets the resource_metadata challenge.
+        let identity = self
+            .identity
+            .on_request_headers(policy, &method, &path, end_of_stream);
+        if self.identity.answered() {
+            return identity.unwrap_or(Action::Pause);
+        }
+        // Continue, or Pause while the identity part holds the body.
+        let go_on = identity.unwrap_or(Action::Continue);
         let authorization = header_text(host::REQUEST_HEADERS, "authorization");
         self.exchange = policy.on_request(&method, &path, authorization.as_deref());
-        // Issue 6 hook: may answer a metadata location, change :path, or hold a form body.
-        if let Some(action) =
-            self.identity
-                .on_request_headers(policy, &method, &path, end_of_stream)
-        {
-            return action;
+        if let Some(exchange) = self.exchange.as_mut() {
+            exchange.authority = header_text(host::REQUEST_HEADERS, ":authority");
         }
-        Action::Continue
+        let Some(exchange) = self.exchange.as_ref() else {
+            return go_on;
+        };
+        let content_type = header_text(host::REQUEST_HEADERS, "content-type");
+        let content_length = header_text(host::REQUEST_HEADERS, "content-length");
+        let head = RequestHead {
+            path: &path,
+            has_body: !end_of_stream,
+            authorization: authorization.as_deref(),
+            content_type: content_type.as_deref(),
+            content_length: content_length.as_deref(),
+        };
+        match exchange.on_request_head(policy, &head, now()) {
+            RequestAction::Continue => go_on,
+            RequestAction::Respond(local) => {
+                self.answer_locally(&local);
+                Action::Pause
+            }
+            RequestAction::Proceed {
+                set_headers,
+                buffer_body,
+                event,
+            } => {
+                for (name, value) in &set_headers {
+                    if host::set_header(host::REQUEST_HEADERS, name, value).is_err() {
+                        self.metrics.host_refused();
+                    }
+                }
+                if let Some(event) = event {
+                    self.metrics.lifecycle(exchange.provider, event);
+                }
+                if buffer_body && !end_of_stream {
+                    self.holding_request = true;
+                    Action::Pause
+                } else {
+                    go_on
+                }
+            }
+        }
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        // Issue 6 hook: RFC 8707 resource parameters in form bodies.
-        let Some(policy) = self.policy.as_deref() else {
+        let Some(policy) = self.policy.clone() else {
             return Action::Continue;
         };
-        self.identity
-            .on_request_body(policy, body_size, end_of_stream)
-            .unwrap_or(Action::Continue)
+        if !self.holding_request {
+            // Issue 6 hook: RFC 8707 resource parameters in form bodies.
+            return self
+                .identity
+                .on_request_body(&policy, body_size, end_of_stream)
+                .unwrap_or(Action::Continue);
+        }
+        let action = self.lifecycle_request_body(body_size, end_of_stream);
+        // Issue 6 hook: once the lifecycle has decided (and maybe replaced the body), the
+        // resource parameters of the body as it now is.
+        if !self.holding_request && !self.answered_locally {
+            self.identity.finish_request_body(&policy);
+        }
+        action
     }
 
     fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {
-        // Issue 6 hook.
-        let Some(policy) = self.policy.as_deref() else {
+        let Some(policy) = self.policy.clone() else {
             return Action::Continue;
         };
-        self.identity
-            .on_request_trailers(policy)
-            .unwrap_or(Action::Continue)
+        let action = self.lifecycle_request_trailers();
+        // Issue 6 hook.
+        if !self.answered_locally {
+            self.identity.finish_request_body(&policy);
+        }
+        action
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
-        // Issue 6 hook: metadata documents and MCP endpoint challenges.
+        // Issue 6 hook: metadata documents and MCP endpoint challenges (also on the
+        // lifecycle's own 401).
         if let Some(policy) = self.policy.clone() {
             if let Some(action) = self.identity.on_response_headers(&policy, end_of_stream) {
                 return action;
             }
         }
+        self.lifecycle_response_headers(end_of_stream)
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        // Issue 6 hook.
+        if let Some(policy) = self.policy.clone() {
+            if let Some(action) = self
+                .identity
+                .on_response_body(&policy, body_size, end_of_stream)
+            {
+                return action;
+            }
+        }
+        self.lifecycle_response_body(body_size, end_of_stream)
+    }
+
+    fn on_http_response_trailers(&mut self, _trailers: usize) -> Action {
+        // Issue 6 hook.
+        if let Some(policy) = self.policy.clone() {
+            if let Some(action) = self.identity.on_response_trailers(&policy) {
+                return action;
+            }
+        }
+        self.lifecycle_response_trailers()
+    }
+}
+
+/// The lifecycle and token-error phases of the stream, as on main before issue 6; the
+/// `HttpContext` callbacks above call them after the issue 6 hooks.
+impl Stream {
+    fn lifecycle_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let (Some(policy), Some(exchange)) = (self.policy.clone(), self.exchange.clone()) else {
+            return Action::Continue;
+        };
+        if body_size > policy.max_body_bytes {
+            self.holding_request = false;
+            let action = exchange.on_request_body_over_cap(&policy);
+            return self.apply_request_body(&exchange, action, body_size);
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        self.decide_request_body(&policy, &exchange, body_size)
+    }
+
+    fn lifecycle_request_trailers(&mut self) -> Action {
+        // With request trailers the body callback never sees end_of_stream: decide here.
+        if !self.holding_request {
+            return Action::Continue;
+        }
+        let (Some(policy), Some(exchange)) = (self.policy.clone(), self.exchange.clone()) else {
+            return Action::Continue;
+        };
+        self.decide_request_body(&policy, &exchange, usize::MAX)
+    }
+
+    fn lifecycle_response_headers(&mut self, end_of_stream: bool) -> Action {
         // Local replies and Envoy's own errors reach here too, possibly with no request seen.
+        if self.answered_locally {
+            return Action::Continue;
+        }
         let (Some(policy), Some(exchange)) = (self.policy.as_deref(), self.exchange.as_ref())
         else {
             return Action::Continue;
@@ -218,7 +351,8 @@ impl HttpContext for Stream {
         match exchange.on_response_headers(policy, &head.view()) {
             HeadAction::PassThrough(_) => Action::Continue,
             HeadAction::Replace(rewrite) if end_of_stream => {
-                self.apply(&rewrite, 0);
+                // No body follows (e.g. a bodiless 302): only status and headers can change.
+                self.apply(&rewrite, None);
                 Action::Continue
             }
             HeadAction::Replace(rewrite) => {
@@ -235,21 +369,13 @@ impl HttpContext for Stream {
         }
     }
 
-    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        // Issue 6 hook.
-        if let Some(policy) = self.policy.clone() {
-            if let Some(action) = self
-                .identity
-                .on_response_body(&policy, body_size, end_of_stream)
-            {
-                return action;
-            }
-        }
+    fn lifecycle_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         match std::mem::replace(&mut self.state, State::Idle) {
             State::Idle => Action::Continue,
             State::Replacing(rewrite) => {
                 if end_of_stream {
-                    self.apply(&rewrite, body_size);
+                    // Also when this last callback carries 0 bytes: the page still goes in.
+                    self.apply(&rewrite, Some(body_size));
                     Action::Continue
                 } else {
                     // Drop what arrived so far: the answer is replaced, and nothing piles up.
@@ -280,17 +406,11 @@ impl HttpContext for Stream {
         }
     }
 
-    fn on_http_response_trailers(&mut self, _trailers: usize) -> Action {
-        // Issue 6 hook.
-        if let Some(policy) = self.policy.clone() {
-            if let Some(action) = self.identity.on_response_trailers(&policy) {
-                return action;
-            }
-        }
+    fn lifecycle_response_trailers(&mut self) -> Action {
         // With trailers the body callback never sees end_of_stream: decide here.
         match std::mem::replace(&mut self.state, State::Idle) {
             State::Idle => {}
-            State::Replacing(rewrite) => self.apply(&rewrite, usize::MAX),
+            State::Replacing(rewrite) => self.apply(&rewrite, Some(usize::MAX)),
             State::Buffering(head) => {
                 let policy = self.policy.clone();
                 if let Some(policy) = policy.as_deref() {
@@ -303,6 +423,85 @@ impl HttpContext for Stream {
 }
 
 impl Stream {
+    fn decide_request_body(&mut self, policy: &Policy, exchange: &Exchange, size: usize) -> Action {
+        self.holding_request = false;
+        let body = match host::buffer(host::REQUEST_BODY, 0, size) {
+            Ok(body) => body.unwrap_or_default(),
+            Err(_) => {
+                self.metrics.host_refused();
+                return Action::Continue;
+            }
+        };
+        let authorization = header_text(host::REQUEST_HEADERS, "authorization");
+        let action = exchange.on_request_body(policy, &body, authorization.as_deref(), now());
+        self.apply_request_body(exchange, action, body.len())
+    }
+
+    fn apply_request_body(
+        &mut self,
+        exchange: &Exchange,
+        action: BodyAction,
+        size: usize,
+    ) -> Action {
+        match action {
+            BodyAction::Continue => Action::Continue,
+            BodyAction::Replace { body, event } => {
+                let result = host::set_buffer(host::REQUEST_BODY, 0, size, &body).and_then(|()| {
+                    host::set_header(
+                        host::REQUEST_HEADERS,
+                        "content-length",
+                        &body.len().to_string(),
+                    )
+                });
+                if result.is_err() {
+                    self.metrics.host_refused();
+                } else {
+                    self.metrics.lifecycle(exchange.provider, event);
+                }
+                Action::Continue
+            }
+            BodyAction::Respond(local) => {
+                self.answer_locally(&local);
+                Action::Pause
+            }
+        }
+    }
+
+    /// Sends the filter's own answer. The request stays paused for good (never resumed after
+    /// a local reply), and the response callbacks leave that answer alone.
+    fn answer_locally(&mut self, local: &LocalReply) {
+        let Some(exchange) = self.exchange.as_ref() else {
+            return;
+        };
+        let reply = &local.reply;
+        let headers: Vec<(&str, &str)> = reply
+            .headers
+            .iter()
+            .map(|(n, v)| (*n, v.as_str()))
+            .collect();
+        if host::send_local_response(reply.status, &headers, &reply.body).is_err() {
+            self.metrics.host_refused();
+            return;
+        }
+        self.answered_locally = true;
+        self.metrics.lifecycle(exchange.provider, local.event);
+        let provider = self
+            .policy
+            .as_deref()
+            .and_then(|p| p.providers.get(exchange.provider));
+        host::log(
+            host::LOG_INFO,
+            &format!(
+                "mcp-oauth-guard: {} request answered by the filter: provider={} reason={} \
+                 -> status={}",
+                exchange.kind,
+                provider.map(|p| p.name.as_str()).unwrap_or("?"),
+                local.event.as_str(),
+                reply.status,
+            ),
+        );
+    }
+
     fn decide(&mut self, policy: &Policy, head: &HeadCopy, body_size: usize) {
         let Some(exchange) = self.exchange.as_ref() else {
             return;
@@ -314,22 +513,27 @@ impl Stream {
                 return;
             }
         };
-        if let Some(rewrite) = exchange.on_response_body(policy, &head.view(), &body) {
-            self.apply(&rewrite, body.len());
+        if exchange.kind == crate::endpoint::EndpointKind::Registration {
+            self.metrics.registration_checked(exchange.provider);
+        }
+        if let Some(rewrite) = exchange.on_response_body(policy, &head.view(), &body, now()) {
+            self.apply(&rewrite, Some(body.len()));
         }
     }
 
-    /// Replaces status, headers and body. The body goes first: if Envoy refuses it, the
+    /// Replaces status, headers and body (`body`: the size of the body to replace, or `None`
+    /// when the answer has no body at all). The body goes first: if Envoy refuses it, the
     /// headers are left as they were and the answer passes through unchanged.
-    fn apply(&self, rewrite: &Rewrite, body_size: usize) {
+    fn apply(&self, rewrite: &Rewrite, body: Option<usize>) {
         let (Some(policy), Some(exchange)) = (self.policy.as_deref(), self.exchange.as_ref())
         else {
             return;
         };
         let reply = &rewrite.reply;
-        if body_size > 0
-            && host::set_buffer(host::RESPONSE_BODY, 0, body_size, &reply.body).is_err()
-        {
+        let replaced = body.is_some();
+        if body.is_some_and(|size| {
+            host::set_buffer(host::RESPONSE_BODY, 0, size, &reply.body).is_err()
+        }) {
             self.metrics.host_refused();
             host::log(
                 host::LOG_WARN,
@@ -345,7 +549,7 @@ impl Stream {
         for (name, value) in &reply.headers {
             result = result.and_then(|()| host::set_header(map, name, value));
         }
-        let length = if body_size > 0 { reply.body.len() } else { 0 };
+        let length = if replaced { reply.body.len() } else { 0 };
         result = result.and_then(|()| host::set_header(map, "content-length", &length.to_string()));
         if result.is_err() {
             self.metrics.host_refused();

@@ -5,9 +5,11 @@
 
 use serde::Deserialize;
 
-/// Default cap on a buffered response body (64 KiB): far above any OAuth error body and far
-/// below Envoy's 1 MiB per-connection buffer limit.
-pub const DEFAULT_MAX_BODY_BYTES: u64 = 64 * 1024;
+/// Default cap on a buffered body (16 KiB): far above any OAuth error or token body, and
+/// below the 32 KiB per-connection buffer limit Envoy's edge guide recommends. The cap must
+/// stay below the listener's and cluster's `per_connection_buffer_limit_bytes`, or Envoy
+/// itself answers 413/500 before the filter can release the body.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 16 * 1024;
 
 /// The constant `error_description` of rewritten `invalid_client` answers. One text for
 /// "unknown client" and "bad credentials" so the answer cannot be used to enumerate clients.
@@ -50,6 +52,51 @@ pub struct ProviderSpec {
     /// Extra matchers for "client is gone" answers the preset does not know.
     #[serde(default)]
     pub client_gone: Vec<ClientGoneRuleSpec>,
+    /// Client lifetime rules enforced by the filter.
+    #[serde(default)]
+    pub lifecycle: Option<LifecycleSpec>,
+}
+
+/// Client lifecycle rules of one provider.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleSpec {
+    /// A registration older than this (`30d`, `12h`) is treated as gone.
+    #[serde(default)]
+    pub client_max_age: Option<String>,
+    /// RFC 3339 time; every client registered before it is treated as gone.
+    #[serde(default)]
+    pub registration_epoch: Option<String>,
+    /// Set `client_secret_expires_at` in `/register` answers to registration + max age.
+    #[serde(default)]
+    pub inject_client_secret_expires_at: bool,
+    /// Wrap `client_id`s in a signed envelope carrying the registration time.
+    #[serde(default)]
+    pub sign_client_ids: bool,
+    /// HMAC keys; the first signs, all verify (rotation).
+    #[serde(default)]
+    pub signing_keys: Vec<SigningKeySpec>,
+    /// With signing on, treat a plain (unsigned) `client_id` as gone.
+    #[serde(default)]
+    pub retire_unsigned_clients: bool,
+    /// Paths of the MCP endpoint(s) whose bearer tokens are checked.
+    #[serde(default)]
+    pub mcp_endpoints: Vec<String>,
+    /// RFC 9728 metadata URL named in `invalid_token` challenges.
+    #[serde(default)]
+    pub resource_metadata: Option<String>,
+}
+
+/// One HMAC key: its secret inline (base64) or from an environment variable that Envoy
+/// passes to the VM (`vm_config.environment_variables.host_env_keys`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKeySpec {
+    pub id: String,
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub secret_env: Option<String>,
 }
 
 fn default_preset() -> String {

@@ -17,14 +17,35 @@ pub enum PolicyError {
         message: String,
     },
     /// A field parsed but its value is not allowed.
-    Invalid { field: String, reason: String },
+    Invalid {
+        field: String,
+        line: Option<u64>,
+        reason: String,
+    },
 }
 
 impl PolicyError {
     pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self::Invalid {
             field: field.into(),
+            line: None,
             reason: reason.into(),
+        }
+    }
+
+    /// Adds the line of the field, when the policy was YAML with lines to look up.
+    pub(crate) fn at_line(self, line_of: impl Fn(&str) -> Option<usize>) -> Self {
+        match self {
+            Self::Invalid {
+                field,
+                line: None,
+                reason,
+            } => Self::Invalid {
+                line: line_of(&field).map(|l| l as u64),
+                field,
+                reason,
+            },
+            other => other,
         }
     }
 }
@@ -41,17 +62,24 @@ impl fmt::Display for PolicyError {
                 line,
                 message,
             } => {
-                let field = if field.is_empty() || field == "." {
-                    "(document root)"
-                } else {
-                    field
-                };
-                match line {
-                    Some(line) => write!(f, "field `{field}` (line {line}): {message}"),
-                    None => write!(f, "field `{field}`: {message}"),
+                let root = field.is_empty() || field == ".";
+                match (root, line) {
+                    (true, Some(line)) => write!(f, "line {line}: {message}"),
+                    (true, None) => f.write_str(message),
+                    (false, Some(line)) => write!(f, "field `{field}` (line {line}): {message}"),
+                    (false, None) => write!(f, "field `{field}`: {message}"),
                 }
             }
-            Self::Invalid { field, reason } => write!(f, "field `{field}`: {reason}"),
+            Self::Invalid {
+                field,
+                line: Some(line),
+                reason,
+            } => write!(f, "field `{field}` (line {line}): {reason}"),
+            Self::Invalid {
+                field,
+                line: None,
+                reason,
+            } => write!(f, "field `{field}`: {reason}"),
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod document;
 pub mod error;
 pub mod load;
 pub mod resources;
+pub mod yaml;
 
-pub use compile::{Policy, Provider, RewriteSettings};
+pub use compile::{LoadContext, Policy, Provider, RewriteSettings};
 pub use error::PolicyError;

@@ -25,7 +25,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::endpoint::{PathPattern, Router};
+use crate::endpoint::{EndpointKind, PathPattern, Router};
 use crate::url_identity::{IdentityKey, Scheme, Url};
 
 use super::error::PolicyError;
@@ -315,7 +315,14 @@ pub fn compile(specs: &[ResourceSpec], router: &Router) -> Result<Resources, Pol
         list.push(resource);
     }
     for location in &locations {
-        check_not_provider(router, &location.field, &location.path)?;
+        // The lifecycle's MCP endpoints (`mcp_endpoints`) are the same endpoints as ours.
+        let shared_mcp_endpoint = matches!(location.target, Target::Endpoint { .. })
+            && router
+                .find(&location.path)
+                .is_some_and(|r| r.kind == EndpointKind::Resource);
+        if !shared_mcp_endpoint {
+            check_not_provider(router, &location.field, &location.path)?;
+        }
     }
     check_issuer_spellings(&list)?;
     let mut origins: Vec<(Scheme, &str)> = locations
@@ -895,8 +902,15 @@ mod tests {
 
     const HEAD: &str = "version: 1\nproviders:\n  - name: op\n    endpoints: {token: [/token], authorization: [/authorize]}\nresources:\n";
 
+    /// The error text without its ` (line N)`, so the expectations below name fields only.
     fn load(section: &str) -> Result<Policy, String> {
-        Policy::from_bytes(format!("{HEAD}{section}").as_bytes()).map_err(|e| e.to_string())
+        Policy::from_bytes(format!("{HEAD}{section}").as_bytes()).map_err(|e| {
+            let text = e.to_string();
+            match (text.find(" (line "), text.find("): ")) {
+                (Some(a), Some(b)) if a < b => format!("{}{}", &text[..a], &text[b + 1..]),
+                _ => text,
+            }
+        })
     }
 
     const SERVE: &str = "  - resource: https://api.example.com/mcp\n    aliases: [https://api.example.com/mcp/, 'https://API.example.com:443']\n    authorization_servers: [https://auth.example.com]\n    metadata: {mode: serve, scopes_supported: [mcp]}\n";
