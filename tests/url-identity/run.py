@@ -16,11 +16,13 @@ this machine: every request goes to 127.0.0.1 with the URL's host in the Host he
 from __future__ import annotations
 
 import argparse
+import base64
 import ctypes
 import http.client
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -42,6 +44,8 @@ ENVOY = Path(os.environ.get("ENVOY_BIN", ROOT / ".venv" / "bin" / "envoy"))
 WASM = Path(os.environ.get("MCP_OAUTH_GUARD_WASM",
                            ROOT / "target" / "wasm32-wasip1" / "release" / "mcp_oauth_guard.wasm"))
 LISTENERS = ("control", "serve", "correct")
+# Issue 5 and 6 together (client lifecycle and URL identity), for the composition checks.
+COMPOSED = "composed"
 PRM = "/.well-known/oauth-protected-resource"
 
 PROVIDER = """version: 1
@@ -81,6 +85,26 @@ POLICY_CORRECT = PROVIDER + """resources:
     aliases: [https://pathonly.example.com]
     authorization_servers: [https://clerk.example.com]
     metadata: {mode: correct, upstream_path: /.well-known/oauth-protected-resource/mcp}
+"""
+
+
+SIGNING_KEY = base64.b64encode(secrets.token_bytes(32)).decode()
+
+POLICY_COMPOSED = f"""version: 1
+providers:
+  - name: clerk
+    preset: auto
+    endpoints: {{token: [/token], authorization: [/authorize], registration: [/register]}}
+    lifecycle:
+      registration_epoch: "2020-01-01T00:00:00Z"
+      sign_client_ids: true
+      signing_keys: [{{id: k1, secret: "{SIGNING_KEY}"}}]
+      mcp_endpoints: [/mcp]
+resources:
+  - resource: https://api.example.com/mcp
+    aliases: [https://api.example.com/mcp/, https://api.example.com]
+    authorization_servers: [https://clerk.example.com]
+    metadata: {{mode: serve}}
 """
 
 
@@ -157,6 +181,7 @@ def envoy_config(world_port: int) -> dict:
                 listener("control", None),
                 listener("serve", POLICY_SERVE),
                 listener("correct", POLICY_CORRECT),
+                listener(COMPOSED, POLICY_COMPOSED),
             ],
             "clusters": [{
                 "name": "world",
@@ -704,6 +729,40 @@ def checks(ctx: Ctx) -> list[tuple[str, str | None]]:
             c = control.request("GET", url)
             assert c.status == 404, f"control answers {url} (test can fail): {c.status}"
 
+    composed = ctx.net(COMPOSED)
+
+    def lifecycle_401_gets_challenge() -> None:
+        # A bearer token issued before the registration epoch: the lifecycle answers 401
+        # itself, and that answer too points at the resource metadata of the path used.
+        claims = base64.urlsafe_b64encode(b'{"client_id":"c","iat":5}').rstrip(b"=").decode()
+        r = composed.request("POST", "https://api.example.com/mcp/",
+                             {**MCP_HEADERS, "Authorization": f"Bearer e30.{claims}.sig"}, INITIALIZE)
+        value = r.header("www-authenticate") or ""
+        assert r.status == 401 and 'error="invalid_token"' in value, (r.status, value)
+        assert challenge_document(r) == "https://api.example.com/.well-known/oauth-protected-resource/mcp/", value
+
+    def unwrap_and_resource_on_one_body() -> None:
+        # The lifecycle unwraps the signed client_id and the resource value becomes
+        # canonical, in the same token request body.
+        r = composed.request("POST", "https://clerk.example.com/register",
+                             {"Content-Type": "application/json"},
+                             json.dumps({"redirect_uris": ["http://127.0.0.1:9/cb"]}).encode())
+        assert r.status == 201, (r.status, r.body[:200])
+        signed = r.json()["client_id"]
+        ctx.world.bodies.clear()
+        form = urlencode({"grant_type": "refresh_token", "refresh_token": "RT_2", "client_id": signed,
+                          "resource": "https://api.example.com/mcp/"}).encode()
+        composed.request("POST", "https://clerk.example.com/token",
+                         {"Content-Type": "application/x-www-form-urlencoded"}, form)
+        got = ctx.world.bodies.get(COMPOSED, [])
+        assert len(got) == 1, got
+        sent = parse_qs(got[0].decode())
+        assert sent["resource"] == ["https://api.example.com/mcp"], sent
+        assert sent["client_id"] != [signed] and sent["client_id"][0].startswith("client-"), sent
+        assert got[0].startswith(b"grant_type=refresh_token&refresh_token=RT_2&client_id="), got[0]
+
+    check("with the lifecycle: its own 401 at the MCP endpoint gets the challenge", lifecycle_401_gets_challenge)
+    check("with the lifecycle: client_id unwrap and resource rewrite on one token body", unwrap_and_resource_on_one_body)
     check("Cache-Control on served and corrected documents", cache_control)
     check("RFC 8414 discovery location answers from the one upstream path", discovery_locations)
     check("HEAD answered without body; other methods pass through", head_and_methods)
