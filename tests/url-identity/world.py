@@ -23,6 +23,7 @@ import http.server
 import json
 import secrets
 import threading
+import time
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 ISSUER = "https://clerk.example.com"
@@ -208,7 +209,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 meta = {}
             return self.json(201, {**(meta if isinstance(meta, dict) else {}),
                                    "client_id": "client-" + secrets.token_hex(4),
-                                   "client_id_issued_at": 0,
+                                   "client_id_issued_at": int(time.time()),
                                    "token_endpoint_auth_method": "none"})
         if url.path == "/token" and self.command == "POST":
             with self.server.lock:

@@ -895,8 +895,15 @@ mod tests {
 
     const HEAD: &str = "version: 1\nproviders:\n  - name: op\n    endpoints: {token: [/token], authorization: [/authorize]}\nresources:\n";
 
+    /// The error text without its ` (line N)`, so the expectations below name fields only.
     fn load(section: &str) -> Result<Policy, String> {
-        Policy::from_bytes(format!("{HEAD}{section}").as_bytes()).map_err(|e| e.to_string())
+        Policy::from_bytes(format!("{HEAD}{section}").as_bytes()).map_err(|e| {
+            let text = e.to_string();
+            match (text.find(" (line "), text.find("): ")) {
+                (Some(a), Some(b)) if a < b => format!("{}{}", &text[..a], &text[b + 1..]),
+                _ => text,
+            }
+        })
     }
 
     const SERVE: &str = "  - resource: https://api.example.com/mcp\n    aliases: [https://api.example.com/mcp/, 'https://API.example.com:443']\n    authorization_servers: [https://auth.example.com]\n    metadata: {mode: serve, scopes_supported: [mcp]}\n";
