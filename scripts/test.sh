@@ -29,6 +29,9 @@ fi
 step "shipped Envoy config validates; broken policies are refused with the field named"
 ./tests/policy-refusal.sh
 
+step "policy updates over LDS: good ones apply, broken ones are rejected and the old one stays"
+python3 tests/policy-reload/run.py
+
 step "docker-compose.yml"
 if ! command -v docker-compose >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   (apt-get install -y -qq docker-compose >/dev/null 2>&1 || \
@@ -43,8 +46,11 @@ fi
 step "replay of provider fixtures through a real Envoy"
 ./tests/replay.sh tests/fixtures/providers
 ./tests/replay.sh tests/fixtures/more-providers
+# The shared fixtures beside a development checkout, when present (the repository holds a copy).
 if [ -d "$root/../shared/fixtures/providers" ]; then
   ./tests/replay.sh "$root/../shared/fixtures/providers"
+else
+  echo "(no ../shared/fixtures beside this checkout; the copy in tests/fixtures was replayed)"
 fi
 
 step "client lifecycle through two Envoy replicas (max age, epoch, signed client_ids)"
@@ -52,6 +58,15 @@ python3 tests/lifecycle/run.py
 
 step "URL identity (issue 6): field cases 7-12 through Envoy, with a no-filter control"
 ./tests/url-identity/run.sh
+
+step "observe mode: decisions logged and counted, traffic unchanged"
+python3 tests/observe/run.py
+
+step "secrets in logs: every fixture at trace level, filter log lines searched for secrets"
+./tests/log-secrets.sh
+
+step "benchmark smoke: four listeners answer as designed (timings reported, never asserted)"
+./bench/run.sh --smoke
 
 step "demo, checked: every provider shape and the controls"
 python3 demo/run_demo.py --check

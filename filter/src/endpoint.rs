@@ -164,7 +164,13 @@ impl PathPattern {
             };
             let ok = match segment {
                 Segment::Literal(lit) => part == lit,
-                Segment::Any => !part.is_empty() && part.chars().all(is_path_char),
+                // `.` and `..` are path characters but dot segments, never a name.
+                Segment::Any => {
+                    !part.is_empty()
+                        && part != "."
+                        && part != ".."
+                        && part.chars().all(is_path_char)
+                }
             };
             if !ok {
                 return false;
@@ -260,6 +266,18 @@ mod tests {
         assert!(!t.matches("/realms//protocol/openid-connect/token"));
         assert!(!t.matches("/realms/a/b/protocol/openid-connect/token"));
         assert!(!t.matches("/realms/a%2Fb/protocol/openid-connect/token"));
+    }
+
+    /// Found by the `path_routing` fuzz harness's canonical-path check: a wildcard took a dot
+    /// segment, so `/realms/../protocol/openid-connect/token` (which an upstream resolves to
+    /// `/protocol/openid-connect/token`) was treated as a Keycloak token endpoint.
+    #[test]
+    fn wildcard_never_matches_a_dot_segment() {
+        let t = p("/realms/*/protocol/openid-connect/token");
+        assert!(!t.matches("/realms/../protocol/openid-connect/token"));
+        assert!(!t.matches("/realms/./protocol/openid-connect/token"));
+        assert!(t.matches("/realms/.../protocol/openid-connect/token"));
+        assert!(t.matches("/realms/a.b/protocol/openid-connect/token"));
     }
 
     #[test]

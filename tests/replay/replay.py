@@ -299,7 +299,9 @@ class Envoy:
                 self.proc.wait()
 
 
-def start_envoy(envoy_bin: Path, config: dict, tmp: Path, stack: ExitStack) -> dict[str, int]:
+def start_envoy(
+    envoy_bin: Path, config: dict, tmp: Path, stack: ExitStack, log_level: str = "info"
+) -> dict[str, int]:
     """Start Envoy (its stop goes on `stack`), wait for admin /ready = LIVE, return listener ports.
 
     Raises StartupError when Envoy does not start, exits, or is not ready in time.
@@ -316,7 +318,7 @@ def start_envoy(envoy_bin: Path, config: dict, tmp: Path, stack: ExitStack) -> d
         "--admin-address-path", str(admin_path),
         "--log-path", str(tmp / "envoy.log"),
         "--file-flush-interval-msec", "100",
-        "-l", "info",
+        "-l", log_level,
     ]
     try:
         with open(tmp / "envoy.stdout", "wb") as out:
@@ -456,6 +458,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="control run: listener A has no filter either (proves the checks can fail)",
     )
     p.add_argument("--print-policy", action="store_true", help="print the policy and exit")
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=["trace", "debug", "info", "warning", "error"],
+        help="Envoy log level (default info; tests/log-secrets.sh uses trace)",
+    )
     p.add_argument("--envoy", type=Path, default=DEFAULT_ENVOY, help=f"default {DEFAULT_ENVOY}")
     p.add_argument("--wasm", type=Path, default=DEFAULT_WASM, help=f"default {DEFAULT_WASM}")
     return p.parse_args(argv)
@@ -520,7 +528,8 @@ def run(args: argparse.Namespace) -> int:
         # Envoy is forked before the upstream's thread starts: no thread exists at fork time.
         try:
             ports = start_envoy(
-                args.envoy, envoy_config(upstream.port, filter_a, tmp), tmp, stack
+                args.envoy, envoy_config(upstream.port, filter_a, tmp), tmp, stack,
+                log_level=args.log_level,
             )
         except StartupError as exc:
             print(f"error: Envoy startup failed: {exc}", file=sys.stderr)

@@ -46,6 +46,8 @@ WASM = Path(os.environ.get("MCP_OAUTH_GUARD_WASM",
 LISTENERS = ("control", "serve", "correct")
 # Issue 5 and 6 together (client lifecycle and URL identity), for the composition checks.
 COMPOSED = "composed"
+# main's `mode: observe` with the serve policy: decisions logged, traffic unchanged.
+OBSERVE = "observe"
 PRM = "/.well-known/oauth-protected-resource"
 
 PROVIDER = """version: 1
@@ -182,6 +184,7 @@ def envoy_config(world_port: int) -> dict:
                 listener("serve", POLICY_SERVE),
                 listener("correct", POLICY_CORRECT),
                 listener(COMPOSED, POLICY_COMPOSED),
+                listener(OBSERVE, POLICY_SERVE + "mode: observe\n"),
             ],
             "clusters": [{
                 "name": "world",
@@ -761,6 +764,30 @@ def checks(ctx: Ctx) -> list[tuple[str, str | None]]:
         assert sent["client_id"] != [signed] and sent["client_id"][0].startswith("client-"), sent
         assert got[0].startswith(b"grant_type=refresh_token&refresh_token=RT_2&client_id="), got[0]
 
+    observe = ctx.net(OBSERVE)
+
+    def observe_changes_nothing() -> None:
+        strip = lambda h: sorted((k.lower(), v) for k, v in h if k.lower() not in ("date", "x-envoy-upstream-service-time"))  # noqa: E731
+        for method, url, headers, body in [
+            ("GET", "https://api.example.com/.well-known/oauth-protected-resource/mcp", {}, None),
+            ("GET", "https://clerk.example.com/.well-known/oauth-authorization-server", {}, None),
+            ("POST", "https://api.example.com/mcp", MCP_HEADERS, INITIALIZE),
+            ("GET", "https://clerk.example.com/authorize?client_id=c&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb"
+                    "&resource=https%3A%2F%2Fapi.example.com%2Fmcp%2F", {}, None),
+        ]:
+            a, b = observe.request(method, url, headers, body), control.request(method, url, headers, body)
+            assert (a.status, strip(a.headers), a.body) == (b.status, strip(b.headers), b.body), (method, url, a.status, b.status)
+        ctx.world.bodies.clear()
+        form = b"grant_type=refresh_token&refresh_token=RT_9&resource=https%3A%2F%2Fapi.example.com%2Fmcp%2F"
+        observe.request("POST", "https://clerk.example.com/token",
+                        {"Content-Type": "application/x-www-form-urlencoded"}, form)
+        assert ctx.world.bodies.get(OBSERVE) == [form], ctx.world.bodies.get(OBSERVE)
+        log = ctx.envoy.wait_for_log("observe: would rewrite 1 resource parameter(s) of a token request")
+        for line in ("observe: would serve resource metadata", "observe: would change :path",
+                     "observe: would add resource_metadata", "observe: would rewrite 1 resource parameter(s)"):
+            assert line in log, f"no log line {line!r}"
+
+    check("mode: observe: same answers and bodies as without the filter, decisions logged", observe_changes_nothing)
     check("with the lifecycle: its own 401 at the MCP endpoint gets the challenge", lifecycle_401_gets_challenge)
     check("with the lifecycle: client_id unwrap and resource rewrite on one token body", unwrap_and_resource_on_one_body)
     check("Cache-Control on served and corrected documents", cache_control)

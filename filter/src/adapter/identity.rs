@@ -29,6 +29,8 @@ struct Counters {
     issuer_fixed: Option<u32>,
     /// Changes Envoy refused; the exchange went on unchanged.
     host_refused: Option<u32>,
+    /// `mode: observe`: decisions logged instead of applied (the counter main defines too).
+    observed: Option<u32>,
 }
 
 thread_local! {
@@ -61,6 +63,7 @@ pub(super) fn configure(policy: &Policy) {
             issuer_mismatch: counter("issuer_mismatch"),
             issuer_fixed: counter("issuer_fixed"),
             host_refused: counter("host_refused"),
+            observed: host::define_counter("mcp_oauth_guard.observe.would_act").ok(),
         }
     });
     let names: Vec<&str> = policy
@@ -78,6 +81,19 @@ pub(super) fn configure(policy: &Policy) {
             policy.resources.location_count()
         ),
     );
+}
+
+/// `mode: observe`: logs what would have been done, counts it, and says to do nothing.
+fn observed(policy: &Policy, what: &str) -> bool {
+    if !policy.observe {
+        return false;
+    }
+    bump(|c| c.observed);
+    host::log(
+        host::LOG_INFO,
+        &format!("mcp-oauth-guard: observe: would {what}"),
+    );
+    true
 }
 
 fn refused(what: &str) {
@@ -132,7 +148,11 @@ impl IdentityStream {
             origin: origin.as_deref(),
         });
 
-        if let Some(answer) = plan.answer {
+        if let Some(answer) = plan
+            .answer
+            .as_ref()
+            .filter(|_| !observed(policy, "serve resource metadata from the policy"))
+        {
             let reply = &answer.reply;
             let headers: Vec<(&str, &str)> = reply
                 .headers
@@ -161,7 +181,16 @@ impl IdentityStream {
             }
         }
 
-        if let Some(new_path) = &plan.new_path {
+        if let Some(new_path) = plan.new_path.as_ref().filter(|_| {
+            !observed(
+                policy,
+                &format!(
+                    "change :path ({} resource parameter(s), or a metadata location sent to \
+                     the upstream's)",
+                    plan.query_indicators
+                ),
+            )
+        }) {
             if host::set_header(map, ":path", new_path).is_err() {
                 refused("a :path change");
                 return None;
@@ -180,7 +209,7 @@ impl IdentityStream {
                 );
             }
         }
-        self.watch = plan.watch;
+        self.watch = plan.watch.clone();
 
         if plan.rewrite_body && !end_of_stream {
             let fits = match header_text(map, "content-length") {
@@ -251,6 +280,15 @@ impl IdentityStream {
         let Some(rewritten) = policy.identity_request_body(&body) else {
             return;
         };
+        if observed(
+            policy,
+            &format!(
+                "rewrite {} resource parameter(s) of a token request",
+                rewritten.changed
+            ),
+        ) {
+            return;
+        }
         if host::set_buffer(host::REQUEST_BODY, 0, body.len(), &rewritten.data).is_err() {
             return refused("a request body change");
         }
@@ -313,6 +351,11 @@ impl IdentityStream {
                 expose.as_deref(),
                 has_allow_origin,
             );
+            if !edits.is_empty()
+                && observed(policy, "add resource_metadata / CORS headers to the 401")
+            {
+                return Some(Action::Continue);
+            }
             for (name, value) in &edits {
                 let result = if *name == "vary" {
                     host::add_header(map, name, value)
@@ -406,6 +449,12 @@ impl IdentityStream {
         let Some(edit) = watch.document_body(policy, head, &body) else {
             return;
         };
+        if observed(
+            policy,
+            &format!("edit a metadata document ({:?})", edit.event),
+        ) {
+            return;
+        }
         if apply_document(&edit, body.len()).is_err() {
             return refused("a metadata document change");
         }

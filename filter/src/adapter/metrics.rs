@@ -50,6 +50,8 @@ pub struct Metrics {
     over_cap: Option<u32>,
     /// Targeted answers left untouched because the filter could not apply its decision.
     host_refused: Option<u32>,
+    /// Decisions a `mode: observe` policy logged instead of applying.
+    observed: Option<u32>,
 }
 
 impl Metrics {
@@ -94,6 +96,7 @@ impl Metrics {
             buffered: counter("mcp_oauth_guard.response.buffered".to_owned()),
             over_cap: counter("mcp_oauth_guard.response.over_cap".to_owned()),
             host_refused: counter("mcp_oauth_guard.response.host_refused".to_owned()),
+            observed: counter("mcp_oauth_guard.observe.would_act".to_owned()),
         }
     }
 
@@ -119,6 +122,10 @@ impl Metrics {
 
     pub fn over_cap(&self) {
         bump(self.over_cap);
+    }
+
+    pub fn observed(&self) {
+        bump(self.observed);
     }
 
     pub fn host_refused(&self) {

@@ -204,15 +204,20 @@ impl HttpContext for Stream {
         };
         match exchange.on_request_head(policy, &head, now()) {
             RequestAction::Continue => go_on,
-            RequestAction::Respond(local) => {
-                self.answer_locally(&local);
-                Action::Pause
-            }
+            // In observe mode the filter does not answer and the request goes on.
+            RequestAction::Respond(local) => match self.answer_locally(&local) {
+                Action::Continue => go_on,
+                paused => paused,
+            },
             RequestAction::Proceed {
                 set_headers,
                 buffer_body,
                 event,
             } => {
+                if policy.observe && !set_headers.is_empty() {
+                    // A dry run signs nothing, so there is nothing to unwrap either.
+                    return Action::Continue;
+                }
                 for (name, value) in &set_headers {
                     if host::set_header(host::REQUEST_HEADERS, name, value).is_err() {
                         self.metrics.host_refused();
@@ -445,6 +450,7 @@ impl Stream {
     ) -> Action {
         match action {
             BodyAction::Continue => Action::Continue,
+            BodyAction::Replace { .. } if self.observing() => Action::Continue,
             BodyAction::Replace { body, event } => {
                 let result = host::set_buffer(host::REQUEST_BODY, 0, size, &body).and_then(|()| {
                     host::set_header(
@@ -460,20 +466,34 @@ impl Stream {
                 }
                 Action::Continue
             }
-            BodyAction::Respond(local) => {
-                self.answer_locally(&local);
-                Action::Pause
-            }
+            BodyAction::Respond(local) => self.answer_locally(&local),
         }
+    }
+
+    fn observing(&self) -> bool {
+        self.policy.as_deref().is_some_and(|p| p.observe)
     }
 
     /// Sends the filter's own answer. The request stays paused for good (never resumed after
     /// a local reply), and the response callbacks leave that answer alone.
-    fn answer_locally(&mut self, local: &LocalReply) {
+    fn answer_locally(&mut self, local: &LocalReply) -> Action {
         let Some(exchange) = self.exchange.as_ref() else {
-            return;
+            return Action::Continue;
         };
         let reply = &local.reply;
+        if self.observing() {
+            self.metrics.observed();
+            host::log(
+                host::LOG_INFO,
+                &format!(
+                    "mcp-oauth-guard: observe: would answer the {} request: reason={} -> status={}",
+                    exchange.kind,
+                    local.event.as_str(),
+                    reply.status,
+                ),
+            );
+            return Action::Continue;
+        }
         let headers: Vec<(&str, &str)> = reply
             .headers
             .iter()
@@ -481,7 +501,7 @@ impl Stream {
             .collect();
         if host::send_local_response(reply.status, &headers, &reply.body).is_err() {
             self.metrics.host_refused();
-            return;
+            return Action::Continue;
         }
         self.answered_locally = true;
         self.metrics.lifecycle(exchange.provider, local.event);
@@ -500,6 +520,8 @@ impl Stream {
                 reply.status,
             ),
         );
+        // Never resumed after a local reply.
+        Action::Pause
     }
 
     fn decide(&mut self, policy: &Policy, head: &HeadCopy, body_size: usize) {
@@ -530,6 +552,22 @@ impl Stream {
             return;
         };
         let reply = &rewrite.reply;
+        if policy.observe {
+            self.metrics.observed();
+            host::log(
+                host::LOG_INFO,
+                &format!(
+                    "mcp-oauth-guard: observe: would rewrite the {} answer: status={} error={} \
+                     -> status={} {}",
+                    exchange.kind,
+                    rewrite.original_status,
+                    rewrite.original_code.as_deref().unwrap_or("-"),
+                    reply.status,
+                    rewrite.outcome.as_str(),
+                ),
+            );
+            return;
+        }
         let replaced = body.is_some();
         if body.is_some_and(|size| {
             host::set_buffer(host::RESPONSE_BODY, 0, size, &reply.body).is_err()

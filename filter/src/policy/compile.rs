@@ -63,6 +63,8 @@ pub struct Policy {
     pub stale_client_page: bool,
     /// Issue 6: protected resources, their metadata locations and aliases.
     pub resources: Resources,
+    /// `mode: observe`: decide, log and count, change nothing.
+    pub observe: bool,
 }
 
 impl Policy {
@@ -162,6 +164,7 @@ impl Policy {
             },
             stale_client_page: doc.authorization.stale_client_page,
             resources,
+            observe: doc.mode == super::document::Mode::Observe,
         })
     }
 }
@@ -199,13 +202,6 @@ fn compile_provider(field: &str, spec: &ProviderSpec) -> Result<Provider, Policy
     let mut rules = Vec::with_capacity(spec.client_gone.len());
     for (i, rule) in spec.client_gone.iter().enumerate() {
         let rule_field = format!("{field}.client_gone[{i}]");
-        if rule.error.is_empty() && rule.description_contains.is_empty() {
-            return Err(PolicyError::invalid(
-                rule_field,
-                "needs `error` or `description_contains`: a status alone is no evidence \
-                 that the client is gone",
-            ));
-        }
         for (j, status) in rule.status.iter().enumerate() {
             if !(200..300).contains(status) && !(400..500).contains(status) {
                 return Err(PolicyError::invalid(
@@ -216,6 +212,13 @@ fn compile_provider(field: &str, spec: &ProviderSpec) -> Result<Provider, Policy
                     ),
                 ));
             }
+        }
+        if rule.error.is_empty() && rule.description_contains.is_empty() {
+            return Err(PolicyError::invalid(
+                rule_field,
+                "needs `error` or `description_contains`: a status alone is no evidence \
+                 that the client is gone",
+            ));
         }
         if rule.description_contains.is_empty()
             && rule.error.iter().all(|c| is_ambiguous(preset, c))
@@ -341,7 +344,7 @@ fn compile_lifecycle(
                             format!("{kf}.secret_env"),
                             format!(
                                 "environment variable `{name}` is not set in the VM (list it in \
-                                 vm_config.environment_variables)"
+                                 vm_config.environment_variables.host_env_keys)"
                             ),
                         )
                     })?;
@@ -595,6 +598,17 @@ mod tests {
     }
 
     #[test]
+    fn observe_mode() {
+        assert!(!load(MINIMAL).unwrap().observe);
+        assert!(load(&format!("{MINIMAL}mode: observe\n")).unwrap().observe);
+        let e = load(&format!("{MINIMAL}mode: dry\n")).unwrap_err();
+        assert!(
+            e.contains("field `mode` (line 5): unknown variant `dry`"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn json_is_accepted() {
         let p = load(r#"{"version":1,"providers":[{"name":"op","endpoints":{"token":["/t"]}}]}"#)
             .unwrap();
@@ -602,6 +616,19 @@ mod tests {
         assert!(p.router.find("/t").is_some());
         // Declared endpoints replace the preset's.
         assert!(p.router.find("/token").is_none());
+    }
+
+    #[test]
+    fn yaml_flow_mappings_are_yaml() {
+        let p =
+            load("{version: 1, providers: [{name: a, preset: okta, endpoints: {token: [/t]}}]}")
+                .unwrap();
+        assert_eq!(p.providers[0].preset, "okta");
+        let e = load("{\"version\": 1, \"providers\": [{\"name\": \"a\", \"x\": 1}]}").unwrap_err();
+        assert!(
+            e.contains("field `providers[0].x` (line 1): unknown field `x`"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -756,6 +783,48 @@ mod tests {
         assert_eq!(load("").unwrap_err(), PolicyError::Empty.to_string());
         assert!(load("version: 1\nversion: 1\nproviders: [{name: a}]").is_err());
         assert!(Policy::from_bytes(b"\xff\xfe").is_err());
+    }
+
+    /// The policies embedded in the shipped Envoy and Istio configs (`value: |` blocks).
+    fn embedded_policies(text: &str) -> Vec<String> {
+        let lines: Vec<&str> = text.lines().collect();
+        let mut found = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            if line.trim_end().ends_with("value: |") {
+                let indent = |l: &str| l.len() - l.trim_start().len();
+                let parent = indent(line);
+                let block: Vec<&str> = lines[i + 1..]
+                    .iter()
+                    .take_while(|l| l.trim().is_empty() || indent(l) > parent)
+                    .copied()
+                    .collect();
+                let cut = block.iter().map(|l| indent(l)).min().unwrap_or(0);
+                found.push(
+                    block
+                        .iter()
+                        .map(|l| l.get(cut..).unwrap_or(""))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                );
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn policies_embedded_in_shipped_configs_load() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        let mut seen = 0;
+        for file in ["envoy/envoy.yaml", "envoy/istio/mcp-oauth-guard.yaml"] {
+            let text = std::fs::read_to_string(format!("{root}/{file}")).unwrap();
+            for policy in embedded_policies(&text) {
+                if let Err(e) = Policy::from_bytes(policy.as_bytes()) {
+                    panic!("{file}: {e}\n{policy}");
+                }
+                seen += 1;
+            }
+        }
+        assert!(seen >= 2);
     }
 
     #[test]

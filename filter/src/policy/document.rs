@@ -35,6 +35,20 @@ pub struct PolicyDocument {
     /// [`super::resources`].
     #[serde(default)]
     pub resources: Vec<super::resources::ResourceSpec>,
+    /// `enforce` (default) changes traffic; `observe` only logs and counts what it would do.
+    #[serde(default)]
+    pub mode: Mode,
+}
+
+/// Whether decisions are applied.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    /// A dry run: every decision is logged (`observe: would ...`) and counted, no byte of
+    /// traffic changes. For watching a new policy before turning it on.
+    Observe,
 }
 
 /// One authorization server and the request paths of its endpoints.

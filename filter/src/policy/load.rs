@@ -9,7 +9,7 @@ use super::yaml;
 /// Largest policy accepted, in bytes.
 pub const MAX_POLICY_BYTES: usize = 256 * 1024;
 
-/// Parses `text` as JSON when it starts with `{`, else as YAML, into `T` with strict fields.
+/// Parses `text` as JSON when it is a JSON object, else as YAML, into `T` with strict fields.
 /// For YAML the parsed document comes back too, to give later errors their line.
 pub fn parse<T: DeserializeOwned>(text: &[u8]) -> Result<(T, Option<yaml::Document>), PolicyError> {
     if text.len() > MAX_POLICY_BYTES {
@@ -27,7 +27,11 @@ pub fn parse<T: DeserializeOwned>(text: &[u8]) -> Result<(T, Option<yaml::Docume
     if text.trim().is_empty() {
         return Err(PolicyError::Empty);
     }
-    if text.trim_start().starts_with('{') {
+    // JSON is read as JSON (exact positions); anything else, including YAML flow mappings
+    // such as `{version: 1, providers: [...]}`, as YAML.
+    let is_json = text.trim_start().starts_with('{')
+        && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok();
+    if is_json {
         parse_json(text).map(|t| (t, None))
     } else {
         parse_yaml(text).map(|(t, doc)| (t, Some(doc)))

@@ -108,6 +108,9 @@ pub fn parse(text: &str) -> Result<Document, PolicyError> {
                         continue;
                     }
                 }
+                if let Some(Frame::Seq { items, path }) = stack.last() {
+                    lines.push((format!("{path}[{}]", items.len()), line));
+                }
                 if as_string || style != TScalarStyle::Plain {
                     Value::String(text)
                 } else {
@@ -132,7 +135,11 @@ pub fn parse(text: &str) -> Result<Document, PolicyError> {
                 }
                 let path = match stack.last() {
                     None => String::new(),
-                    Some(Frame::Seq { items, path }) => format!("{path}[{}]", items.len()),
+                    Some(Frame::Seq { items, path }) => {
+                        let item = format!("{path}[{}]", items.len());
+                        lines.push((item.clone(), line));
+                        item
+                    }
                     Some(Frame::Map {
                         key: Some(k), path, ..
                     }) => join(path, k),
@@ -252,8 +259,11 @@ mod tests {
             .unwrap();
         assert_eq!(doc.line_of("providers[0].endpoints.token"), Some(5));
         assert_eq!(doc.line_of("providers[0].endpoints.token[0]"), Some(5));
+        let items = parse("a:\n  - x\n  - y\n  - {b: 1}\n").unwrap();
+        assert_eq!(items.line_of("a[1]"), Some(3));
+        assert_eq!(items.line_of("a[2].b"), Some(4));
         assert_eq!(doc.line_of("providers[0].name"), Some(3));
-        assert_eq!(doc.line_of("providers[0].nope"), Some(2));
+        assert_eq!(doc.line_of("providers[0].nope"), Some(3));
         assert_eq!(doc.line_of("other"), None);
     }
 
