@@ -241,11 +241,10 @@ const ABOUT_SOMETHING_ELSE: &[&str] = &[
     "pkce",
 ];
 
-fn words(text: &str) -> Vec<String> {
-    text.to_ascii_lowercase()
+fn words(lower: &str) -> Vec<&str> {
+    lower
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '\''))
-        .filter(|w| !w.is_empty())
-        .map(|w| w.trim_matches('\'').to_owned())
+        .map(|w| w.trim_matches('\''))
         .filter(|w| !w.is_empty())
         .collect()
 }
@@ -257,31 +256,28 @@ pub fn says_client_is_gone(description: Option<&str>) -> bool {
     let Some(text) = description else {
         return false;
     };
-    let w = words(text);
+    let lower = text.to_ascii_lowercase();
+    let w = words(&lower);
     // Entra's own code for "application not found" is definite, whatever else the text says
     // (its description goes on about users consenting in the tenant).
-    if w.iter().any(|x| x == "aadsts700016") {
+    if w.contains(&"aadsts700016") {
         return true;
     }
-    if w.iter().any(|x| ABOUT_SOMETHING_ELSE.contains(&x.as_str())) {
+    if w.iter().any(|x| ABOUT_SOMETHING_ELSE.contains(x)) {
         return false;
     }
     (0..w.len()).any(|i| {
-        if !SUBJECTS.contains(&w[i].as_str()) {
+        if !SUBJECTS.contains(&w[i]) {
             return false;
         }
-        let before = |n: usize| i.checked_sub(n).map(|j| w[j].as_str());
+        let before = |n: usize| i.checked_sub(n).map(|j| w[j]);
         if matches!(before(1), Some("unknown" | "invalid" | "deleted"))
             || (before(2) == Some("no") && before(1) == Some("such"))
         {
             return true;
         }
         let after = &w[i + 1..w.len().min(i + 1 + GONE_WINDOW)];
-        (0..after.len()).any(|j| {
-            GONE_AFTER.iter().any(|seq| {
-                after[j..].starts_with(&seq.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-            })
-        })
+        (0..after.len()).any(|j| GONE_AFTER.iter().any(|seq| after[j..].starts_with(seq)))
     })
 }
 

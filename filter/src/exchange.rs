@@ -97,6 +97,12 @@ pub struct Rewrite {
 }
 
 impl Policy {
+    /// Whether a request for `path` (Envoy's `:path`) can be a target at all: the cheap
+    /// first check on every request.
+    pub fn targets(&self, path: &str) -> bool {
+        self.router.find(split_path(path).0).is_some()
+    }
+
     /// Starts an exchange for a request, or `None` when the request is not a target.
     /// `path` is Envoy's `:path`; only its path part is matched, never forwarding headers.
     pub fn on_request(
@@ -224,6 +230,13 @@ impl Exchange {
         }
         if self.kind == EndpointKind::Registration {
             return self.check_registration(policy, head.status, &decoded, now);
+        }
+        // Most buffered answers are successful token answers: without the word "error" a 2xx
+        // body cannot be an error (every error field has it), so it is not parsed at all.
+        if (200..300).contains(&head.status)
+            && !decoded.windows(5).any(|w| w.eq_ignore_ascii_case(b"error"))
+        {
+            return None;
         }
         let error = provider_error::parse(provider_error::media_kind(head.content_type), &decoded)?;
         self.decide(policy, head.status, &error)

@@ -12,6 +12,7 @@ pub mod exchange;
 pub mod header_pairs;
 pub mod identity;
 pub mod json_doc;
+mod json_error;
 pub mod lifecycle;
 pub mod policy;
 pub mod presets;

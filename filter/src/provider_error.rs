@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use serde_json::{Map, Value};
+use crate::json_error;
 
 /// The error a provider reported, as far as the filter cares.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -158,66 +158,27 @@ fn looks_like_form_error(body: &[u8]) -> bool {
 }
 
 fn parse_json(body: &[u8]) -> Option<ProviderError> {
-    // serde_json stops at 128 levels of nesting with an error, never a stack overflow.
-    let value = match serde_json::from_slice::<Value>(body) {
-        Ok(value) => value,
-        // A Latin-1 description (charset=ISO-8859-1) must not hide the code: only the
-        // structure and the ASCII codes matter, so undecodable bytes become U+FFFD.
-        Err(_) if std::str::from_utf8(body).is_err() => {
-            serde_json::from_str::<Value>(&String::from_utf8_lossy(body)).ok()?
-        }
-        Err(_) => return None,
-    };
-    let Value::Object(map) = value else {
-        return None;
-    };
-    // `{"error": {...}}` and `{"errors": [{...}]}` envelopes carry the code one level down.
-    let nested = match (map.get("error"), map.get("errors")) {
-        (Some(Value::Object(inner)), _) => Some(inner),
-        (_, Some(Value::Array(list))) => match list.first() {
-            Some(Value::Object(inner)) => Some(inner),
-            _ => None,
-        },
-        _ => None,
-    };
-    let standard_shape = matches!(map.get("error"), Some(Value::String(s)) if !s.trim().is_empty());
-    let strong =
-        string_field(&map, &["error", "errorCode", "error_code", "error_type"]).or_else(|| {
-            nested.and_then(|n| string_field(n, &["error", "code", "error_code", "status"]))
-        });
+    // A Latin-1 description (charset=ISO-8859-1) must not hide the code: only the structure
+    // and the ASCII codes matter, so undecodable bytes become U+FFFD. serde_json stops at 128
+    // levels of nesting with an error, never a stack overflow.
+    let text = String::from_utf8_lossy(body);
+    let f = json_error::fields(&text)?;
+    let first = |slots: &mut [Option<String>]| slots.iter_mut().find_map(Option::take);
+    let mut codes = f.codes;
+    let mut nested_codes = f.nested_codes;
+    let mut descriptions = f.descriptions;
+    let mut nested_descriptions = f.nested_descriptions;
+    let standard_shape = codes[0].is_some();
+    let strong = first(&mut codes).or_else(|| first(&mut nested_codes));
     let weak_code = strong.is_none();
-    let code = strong.or_else(|| string_field(&map, &["code"]));
-    let description = string_field(
-        &map,
-        &[
-            "error_description",
-            "errorSummary",
-            "msg",
-            "message",
-            "detail",
-            "error_message",
-            "errorDescription",
-            "errorMessage",
-        ],
-    )
-    .or_else(|| nested.and_then(|n| string_field(n, &["message", "error_description", "detail"])));
+    let code = strong.or(f.weak_code);
+    let description = first(&mut descriptions).or_else(|| first(&mut nested_descriptions));
     Some(ProviderError {
         code: code.map(|c| c.to_ascii_lowercase()),
         description,
-        // Also `{"data": {"access_token": ...}}` success envelopes.
-        has_access_token: map.contains_key("access_token")
-            || map
-                .values()
-                .any(|v| matches!(v, Value::Object(inner) if inner.contains_key("access_token"))),
+        has_access_token: f.has_access_token,
         standard_shape,
         weak_code,
-    })
-}
-
-fn string_field(map: &Map<String, Value>, keys: &[&str]) -> Option<String> {
-    keys.iter().find_map(|k| match map.get(*k) {
-        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-        _ => None,
     })
 }
 

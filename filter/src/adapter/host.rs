@@ -55,11 +55,6 @@ extern "C" {
         value_size: usize,
     ) -> u32;
     fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
-    fn proxy_get_header_map_pairs(
-        map_type: u32,
-        return_map_data: *mut *mut u8,
-        return_map_size: *mut usize,
-    ) -> u32;
     fn proxy_add_header_map_value(
         map_type: u32,
         key_data: *const u8,
@@ -74,6 +69,12 @@ extern "C" {
         return_id: *mut u32,
     ) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_get_log_level(return_level: *mut u32) -> u32;
+    fn proxy_get_header_map_pairs(
+        map_type: u32,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> u32;
     fn proxy_send_local_response(
         status_code: u32,
         status_code_details_data: *const u8,
@@ -104,6 +105,57 @@ unsafe fn take_host_bytes(data: *mut u8, size: usize) -> Vec<u8> {
         Vec::new()
     } else {
         Vec::from_raw_parts(data, size, size)
+    }
+}
+
+/// Whether Envoy would print a line at `level` (so the line is formatted only then).
+pub fn log_enabled(level: u32) -> bool {
+    let mut current = 0u32;
+    // SAFETY: `current` is a valid out-pointer.
+    let status = unsafe { proxy_get_log_level(&mut current) };
+    status != STATUS_OK || level >= current
+}
+
+/// The names of the headers in a map, lower-case as Envoy keeps them.
+pub fn header_names(map_type: u32) -> Result<Vec<String>, HostError> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: as in `buffer`.
+    let status = unsafe { proxy_get_header_map_pairs(map_type, &mut data, &mut size) };
+    if status != STATUS_OK {
+        return Err(HostError(status));
+    }
+    // SAFETY: as in `buffer`.
+    let bytes = unsafe { take_host_bytes(data, size) };
+    Ok(map_keys(&bytes).unwrap_or_default())
+}
+
+/// Keys of a serialized proxy-wasm map: count, then key and value lengths, then each key and
+/// value followed by a NUL byte. `None` when the bytes do not add up.
+fn map_keys(bytes: &[u8]) -> Option<Vec<String>> {
+    let word = |at: usize| -> Option<usize> {
+        let b = bytes.get(at..at + 4)?;
+        Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    let count = word(0)?;
+    let mut lengths = Vec::with_capacity(count.min(256));
+    for i in 0..count {
+        lengths.push((word(4 + i * 8)?, word(8 + i * 8)?));
+    }
+    let mut at = 4 + count.checked_mul(8)?;
+    let mut keys = Vec::with_capacity(lengths.len());
+    for (key_len, value_len) in lengths {
+        let key = bytes.get(at..at + key_len)?;
+        keys.push(String::from_utf8_lossy(key).into_owned());
+        at = at.checked_add(key_len + 1 + value_len + 1)?;
+    }
+    Some(keys)
+}
+
+/// Writes an info line, formatted only when Envoy prints info lines.
+pub fn info_with(message: impl FnOnce() -> String) {
+    if log_enabled(LOG_INFO) {
+        log(LOG_INFO, &message());
     }
 }
 

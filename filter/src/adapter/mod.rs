@@ -57,15 +57,14 @@ impl RootContext for Root {
             Ok(policy) => {
                 let routes = policy.router.routes().len();
                 self.metrics = Rc::new(Metrics::define(&policy));
-                host::log(
-                    host::LOG_INFO,
-                    &format!(
+                host::info_with(|| {
+                    format!(
                         "mcp-oauth-guard: policy loaded: {} provider(s), {routes} endpoint path(s), \
                          body cap {} bytes",
                         policy.providers.len(),
                         policy.max_body_bytes
-                    ),
-                );
+                    )
+                });
                 identity::configure(&policy);
                 self.policy = Some(Rc::new(policy));
                 true
@@ -168,10 +167,15 @@ impl HttpContext for Stream {
         let Some(policy) = self.policy.as_deref() else {
             return Action::Continue;
         };
-        let (Some(method), Some(path)) = (
-            header_text(host::REQUEST_HEADERS, ":method"),
-            header_text(host::REQUEST_HEADERS, ":path"),
-        ) else {
+        // One header read decides most requests: a path the policy does not name (neither a
+        // provider endpoint nor, issue 6, a resource's document, discovery or MCP endpoint).
+        let Some(path) = header_text(host::REQUEST_HEADERS, ":path") else {
+            return Action::Continue;
+        };
+        if !policy.targets(&path) && !policy.resources.targets(&path) {
+            return Action::Continue;
+        }
+        let Some(method) = header_text(host::REQUEST_HEADERS, ":method") else {
             return Action::Continue;
         };
         // Issue 6 hook: may answer a metadata location, change :path, hold a form body for
@@ -483,15 +487,14 @@ impl Stream {
         let reply = &local.reply;
         if self.observing() {
             self.metrics.observed();
-            host::log(
-                host::LOG_INFO,
-                &format!(
+            host::info_with(|| {
+                format!(
                     "mcp-oauth-guard: observe: would answer the {} request: reason={} -> status={}",
                     exchange.kind,
                     local.event.as_str(),
                     reply.status,
-                ),
-            );
+                )
+            });
             return Action::Continue;
         }
         let headers: Vec<(&str, &str)> = reply
@@ -509,17 +512,16 @@ impl Stream {
             .policy
             .as_deref()
             .and_then(|p| p.providers.get(exchange.provider));
-        host::log(
-            host::LOG_INFO,
-            &format!(
+        host::info_with(|| {
+            format!(
                 "mcp-oauth-guard: {} request answered by the filter: provider={} reason={} \
                  -> status={}",
                 exchange.kind,
                 provider.map(|p| p.name.as_str()).unwrap_or("?"),
                 local.event.as_str(),
                 reply.status,
-            ),
-        );
+            )
+        });
         // Never resumed after a local reply.
         Action::Pause
     }
@@ -554,9 +556,8 @@ impl Stream {
         let reply = &rewrite.reply;
         if policy.observe {
             self.metrics.observed();
-            host::log(
-                host::LOG_INFO,
-                &format!(
+            host::info_with(|| {
+                format!(
                     "mcp-oauth-guard: observe: would rewrite the {} answer: status={} error={} \
                      -> status={} {}",
                     exchange.kind,
@@ -564,8 +565,8 @@ impl Stream {
                     rewrite.original_code.as_deref().unwrap_or("-"),
                     reply.status,
                     rewrite.outcome.as_str(),
-                ),
-            );
+                )
+            });
             return;
         }
         let replaced = body.is_some();
@@ -581,8 +582,13 @@ impl Stream {
         }
         let map = host::RESPONSE_HEADERS;
         let mut result = host::set_header(map, ":status", &reply.status.to_string());
+        // Remove only what is there: one read instead of a removal per possible header.
+        let present = host::header_names(map)
+            .unwrap_or_else(|_| REPLACED_HEADERS.iter().map(|n| (*n).to_owned()).collect());
         for name in REPLACED_HEADERS {
-            result = result.and_then(|()| host::remove_header(map, name));
+            if present.iter().any(|p| p == name) {
+                result = result.and_then(|()| host::remove_header(map, name));
+            }
         }
         for (name, value) in &reply.headers {
             result = result.and_then(|()| host::set_header(map, name, value));
@@ -600,9 +606,8 @@ impl Stream {
 
         self.metrics.rewrite(exchange.provider, rewrite.outcome);
         let provider = policy.providers.get(exchange.provider);
-        host::log(
-            host::LOG_INFO,
-            &format!(
+        host::info_with(|| {
+            format!(
                 "mcp-oauth-guard: {} answer rewritten: provider={} preset={} status={} error={} \
                  -> status={} {}",
                 exchange.kind,
@@ -612,7 +617,7 @@ impl Stream {
                 rewrite.original_code.as_deref().unwrap_or("-"),
                 reply.status,
                 rewrite.outcome.as_str(),
-            ),
-        );
+            )
+        });
     }
 }

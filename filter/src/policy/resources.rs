@@ -273,6 +273,13 @@ impl Resources {
             .map(|l| l.target)
     }
 
+    /// Whether a request for `path` (Envoy's `:path`, query ignored) can be at a location of
+    /// a resource on any origin: the cheap first check on every request.
+    pub fn targets(&self, path: &str) -> bool {
+        let path = crate::endpoint::split_path(path).0;
+        self.locations.iter().any(|l| l.path == path)
+    }
+
     /// The canonical identifier of the resource `value` names in any known spelling, or
     /// `None` when `value` is not a URL of a resource here.
     pub fn canonical_for(&self, value: &str) -> Option<&str> {
@@ -982,6 +989,22 @@ mod tests {
             "https://api.example.com/.well-known/oauth-protected-resource/mcp/"
         );
         assert_eq!(r.list[0].cache_control, "public, max-age=3600");
+    }
+
+    #[test]
+    fn cheap_check_knows_every_location_path() {
+        let p = load(SERVE).unwrap();
+        for path in [
+            "/mcp",
+            "/mcp/?x",
+            "/",
+            "/.well-known/oauth-protected-resource",
+            "/.well-known/oauth-protected-resource/mcp/",
+        ] {
+            assert!(p.resources.targets(path), "{path}");
+        }
+        assert!(!p.resources.targets("/other"));
+        assert!(!p.resources.targets("/token"));
     }
 
     #[test]
