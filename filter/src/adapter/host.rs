@@ -116,8 +116,8 @@ pub fn log_enabled(level: u32) -> bool {
     status != STATUS_OK || level >= current
 }
 
-/// The names of the headers in a map, lower-case as Envoy keeps them.
-pub fn header_names(map_type: u32) -> Result<Vec<String>, HostError> {
+/// All headers of a map in one host call: name and value (`None` when not UTF-8), in order.
+pub fn headers(map_type: u32) -> Result<Vec<(String, Option<String>)>, HostError> {
     let mut data: *mut u8 = null_mut();
     let mut size: usize = 0;
     // SAFETY: as in `buffer`.
@@ -127,29 +127,31 @@ pub fn header_names(map_type: u32) -> Result<Vec<String>, HostError> {
     }
     // SAFETY: as in `buffer`.
     let bytes = unsafe { take_host_bytes(data, size) };
-    Ok(map_keys(&bytes).unwrap_or_default())
+    Ok(map_pairs(&bytes).unwrap_or_default())
 }
 
-/// Keys of a serialized proxy-wasm map: count, then key and value lengths, then each key and
+/// Pairs of a serialized proxy-wasm map: count, then key and value lengths, then each key and
 /// value followed by a NUL byte. `None` when the bytes do not add up.
-fn map_keys(bytes: &[u8]) -> Option<Vec<String>> {
+fn map_pairs(bytes: &[u8]) -> Option<Vec<(String, Option<String>)>> {
     let word = |at: usize| -> Option<usize> {
-        let b = bytes.get(at..at + 4)?;
+        let b = bytes.get(at..at.checked_add(4)?)?;
         Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
     };
     let count = word(0)?;
-    let mut lengths = Vec::with_capacity(count.min(256));
+    let mut at = 4usize.checked_add(count.checked_mul(8)?)?;
+    let mut pairs = Vec::with_capacity(count.min(128));
     for i in 0..count {
-        lengths.push((word(4 + i * 8)?, word(8 + i * 8)?));
+        let (key_len, value_len) = (word(4 + i * 8)?, word(8 + i * 8)?);
+        let key = bytes.get(at..at.checked_add(key_len)?)?;
+        at = at.checked_add(key_len + 1)?;
+        let value = bytes.get(at..at.checked_add(value_len)?)?;
+        at = at.checked_add(value_len + 1)?;
+        pairs.push((
+            String::from_utf8_lossy(key).into_owned(),
+            std::str::from_utf8(value).ok().map(str::to_owned),
+        ));
     }
-    let mut at = 4 + count.checked_mul(8)?;
-    let mut keys = Vec::with_capacity(lengths.len());
-    for (key_len, value_len) in lengths {
-        let key = bytes.get(at..at + key_len)?;
-        keys.push(String::from_utf8_lossy(key).into_owned());
-        at = at.checked_add(key_len + 1 + value_len + 1)?;
-    }
-    Some(keys)
+    Some(pairs)
 }
 
 /// Writes an info line, formatted only when Envoy prints info lines.

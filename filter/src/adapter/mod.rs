@@ -144,6 +144,27 @@ struct Stream {
     identity: identity::IdentityStream,
 }
 
+/// The first value of a header, from pairs read with [`host::headers`].
+fn find_header(pairs: &[(String, Option<String>)], name: &str) -> Option<String> {
+    pairs
+        .iter()
+        .find(|(n, _)| n == name)
+        .and_then(|(_, v)| v.clone())
+}
+
+/// The clock, read only for providers with lifecycle rules (the others never look at it).
+fn clock(policy: &Policy, exchange: &Exchange) -> i64 {
+    let uses_clock = policy
+        .providers
+        .get(exchange.provider)
+        .is_some_and(|p| p.lifecycle.is_active());
+    if uses_clock {
+        now()
+    } else {
+        0
+    }
+}
+
 /// Unix seconds from the host clock (WASI `clock_time_get`, provided by Envoy).
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -175,7 +196,10 @@ impl HttpContext for Stream {
         if !policy.targets(&path) && !policy.resources.targets(&path) {
             return Action::Continue;
         }
-        let Some(method) = header_text(host::REQUEST_HEADERS, ":method") else {
+        // A target: every other header in one host call.
+        let all = host::headers(host::REQUEST_HEADERS).unwrap_or_default();
+        let get = |name: &str| find_header(&all, name);
+        let Some(method) = get(":method") else {
             return Action::Continue;
         };
         // Issue 6 hook: may answer a metadata location, change :path, hold a form body for
@@ -189,16 +213,16 @@ impl HttpContext for Stream {
         }
         // Continue, or Pause while the identity part holds the body.
         let go_on = identity.unwrap_or(Action::Continue);
-        let authorization = header_text(host::REQUEST_HEADERS, "authorization");
+        let authorization = get("authorization");
         self.exchange = policy.on_request(&method, &path, authorization.as_deref());
         if let Some(exchange) = self.exchange.as_mut() {
-            exchange.authority = header_text(host::REQUEST_HEADERS, ":authority");
+            exchange.authority = get(":authority");
         }
         let Some(exchange) = self.exchange.as_ref() else {
             return go_on;
         };
-        let content_type = header_text(host::REQUEST_HEADERS, "content-type");
-        let content_length = header_text(host::REQUEST_HEADERS, "content-length");
+        let content_type = get("content-type");
+        let content_length = get("content-length");
         let head = RequestHead {
             path: &path,
             has_body: !end_of_stream,
@@ -206,7 +230,7 @@ impl HttpContext for Stream {
             content_type: content_type.as_deref(),
             content_length: content_length.as_deref(),
         };
-        match exchange.on_request_head(policy, &head, now()) {
+        match exchange.on_request_head(policy, &head, clock(policy, exchange)) {
             RequestAction::Continue => go_on,
             // In observe mode the filter does not answer and the request goes on.
             RequestAction::Respond(local) => match self.answer_locally(&local) {
@@ -346,16 +370,18 @@ impl Stream {
             return Action::Continue;
         };
         let map = host::RESPONSE_HEADERS;
-        let Some(status) = header_text(map, ":status").and_then(|s| s.parse::<u16>().ok()) else {
+        let all = host::headers(map).unwrap_or_default();
+        let get = |name: &str| find_header(&all, name);
+        let Some(status) = get(":status").and_then(|s| s.parse::<u16>().ok()) else {
             return Action::Continue;
         };
         self.status = status;
         let head = HeadCopy {
             status,
-            content_type: header_text(map, "content-type"),
-            content_encoding: header_text(map, "content-encoding"),
-            content_length: header_text(map, "content-length"),
-            location: header_text(map, "location"),
+            content_type: get("content-type"),
+            content_encoding: get("content-encoding"),
+            content_length: get("content-length"),
+            location: get("location"),
         };
         match exchange.on_response_headers(policy, &head.view()) {
             HeadAction::PassThrough(_) => Action::Continue,
@@ -442,7 +468,12 @@ impl Stream {
             }
         };
         let authorization = header_text(host::REQUEST_HEADERS, "authorization");
-        let action = exchange.on_request_body(policy, &body, authorization.as_deref(), now());
+        let action = exchange.on_request_body(
+            policy,
+            &body,
+            authorization.as_deref(),
+            clock(policy, exchange),
+        );
         self.apply_request_body(exchange, action, body.len())
     }
 
@@ -540,7 +571,8 @@ impl Stream {
         if exchange.kind == crate::endpoint::EndpointKind::Registration {
             self.metrics.registration_checked(exchange.provider);
         }
-        if let Some(rewrite) = exchange.on_response_body(policy, &head.view(), &body, now()) {
+        let now = clock(policy, exchange);
+        if let Some(rewrite) = exchange.on_response_body(policy, &head.view(), &body, now) {
             self.apply(&rewrite, Some(body.len()));
         }
     }
@@ -583,8 +615,10 @@ impl Stream {
         let map = host::RESPONSE_HEADERS;
         let mut result = host::set_header(map, ":status", &reply.status.to_string());
         // Remove only what is there: one read instead of a removal per possible header.
-        let present = host::header_names(map)
-            .unwrap_or_else(|_| REPLACED_HEADERS.iter().map(|n| (*n).to_owned()).collect());
+        let present: Vec<String> = match host::headers(map) {
+            Ok(pairs) => pairs.into_iter().map(|(name, _)| name).collect(),
+            Err(_) => REPLACED_HEADERS.iter().map(|n| (*n).to_owned()).collect(),
+        };
         for name in REPLACED_HEADERS {
             if present.iter().any(|p| p == name) {
                 result = result.and_then(|()| host::remove_header(map, name));

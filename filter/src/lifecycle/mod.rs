@@ -63,6 +63,11 @@ impl Lifecycle {
         None
     }
 
+    /// Whether the provider has lifecycle rules at all.
+    pub fn is_active(&self) -> bool {
+        self.checks_registrations() || self.inject_expiry
+    }
+
     /// Whether any rule needs the filter to look at registrations.
     pub fn checks_registrations(&self) -> bool {
         self.max_age.is_some() || self.epoch.is_some() || self.signer.is_some()
