@@ -18,7 +18,7 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(policy_load path_routing body_classify body_decode authorize_redirect)
+  targets=(policy_load path_routing body_classify body_decode authorize_redirect url_identity)
 fi
 
 export RUSTC_BOOTSTRAP=1

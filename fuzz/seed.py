@@ -117,6 +117,24 @@ def main() -> int:
     ]):
         write("authorize_redirect", f"edge_{i}", f"{cb}\n{location}\n{status}".encode())
 
+    # URL identity (issue 6): spellings, form bodies, challenges, documents, requests.
+    for i, seed in enumerate([
+        b"https://API.example.com:443/mcp/",
+        b"https://api.example.com/%6Dcp?x=%2f",
+        b"https://u@h/#f",
+        b"grant_type=refresh_token&resource=https%3A%2F%2Fapi.example.com%2Fmcp%2F&x=%FF",
+        b"resource=https://api.example.com&resource=https%3A%2F%2Fother.example.com%2Fmcp&&=",
+        b'Bearer realm="mcp", error="invalid_token", error_description="a, \\" b"',
+        b'Basic realm="x", Negotiate abc/def==',
+        b'{"resource":"https://api.example.com/","authorization_servers":["https://example.com"]}',
+        b'{"issuer":"https://clerk.example.com","token_endpoint":"https://clerk.example.com/t"}',
+        b"GET\n/.well-known/oauth-protected-resource/mcp/\napi.example.com",
+        b"GET\n/.well-known/oauth-authorization-server/t\nauth.example.com:443",
+        b"GET\n/authorize?resource=https%3A%2F%2Fapi.example.com&client_id=c\nAPI.example.com",
+        b"POST\n/mcp\nother.example.com",
+    ]):
+        write("url_identity", f"seed_{i:02}", seed)
+
     for policy in sorted((ROOT / "policies").glob("*")):
         write("policy_load", policy.name, policy.read_bytes())
     fuzz_policy = (ROOT / "fuzz" / "src" / "lib.rs").read_text()

@@ -62,6 +62,9 @@ python3 tests/soak/run.py
 step "client lifecycle through two Envoy replicas (max age, epoch, signed client_ids)"
 python3 tests/lifecycle/run.py
 
+step "URL identity (issue 6): field cases 7-12 through Envoy, with a no-filter control"
+./tests/url-identity/run.sh
+
 step "observe mode: decisions logged and counted, traffic unchanged"
 python3 tests/observe/run.py
 

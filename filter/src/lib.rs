@@ -9,6 +9,9 @@
 pub mod classify;
 pub mod endpoint;
 pub mod exchange;
+pub mod header_pairs;
+pub mod identity;
+pub mod json_doc;
 mod json_error;
 pub mod lifecycle;
 pub mod policy;
@@ -16,6 +19,10 @@ pub mod presets;
 pub mod provider_error;
 pub mod reply;
 pub mod request;
+pub mod resource_indicator;
+pub mod resource_metadata;
+pub mod server_metadata;
+pub mod url_identity;
 
 #[cfg(target_arch = "wasm32")]
 mod adapter;

@@ -55,6 +55,11 @@ fn authorize_redirect_corpus() {
     replay("authorize_redirect", harness::authorize_redirect);
 }
 
+#[test]
+fn url_identity_corpus() {
+    replay("url_identity", harness::url_identity);
+}
+
 /// The fuzz policy itself loads (the harnesses unwrap it).
 #[test]
 fn fuzz_policy_loads() {

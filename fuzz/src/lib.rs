@@ -359,3 +359,136 @@ pub fn authorize_redirect(data: &[u8]) {
         check_reply(policy, &exchange, &rewrite);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Issue 6: URL identity (canonicalizer, RFC 8707 rewriting, challenge, metadata documents).
+
+use mcp_oauth_guard::identity::RequestHead as IdentityHead;
+use mcp_oauth_guard::url_identity::Url;
+use mcp_oauth_guard::{resource_indicator, resource_metadata, server_metadata};
+
+/// The policy of the `url_identity` target: two resources on two origins (so `:authority`
+/// matters), aliases, both metadata modes, an authorization server behind the proxy.
+pub const FUZZ_IDENTITY_POLICY: &str = "\
+version: 1
+providers:
+  - name: op
+    endpoints: {token: [/token], authorization: [/authorize]}
+resources:
+  - resource: https://api.example.com/mcp
+    aliases: [https://api.example.com/mcp/, https://api.example.com]
+    authorization_servers: [https://auth.example.com/t]
+    metadata: {mode: serve, scopes_supported: [mcp]}
+    cors: {allow_origins: ['https://app.example']}
+    authorization_server_metadata: {upstream_path: /.well-known/openid-configuration, fix_issuer: true}
+  - resource: https://other.example.com/mcp/
+    authorization_servers: [https://auth.example.com/t]
+    metadata: {mode: correct, upstream_path: /.well-known/oauth-protected-resource}
+";
+
+fn identity_policy() -> &'static Policy {
+    static POLICY: OnceLock<Policy> = OnceLock::new();
+    POLICY.get_or_init(|| Policy::from_bytes(FUZZ_IDENTITY_POLICY.as_bytes()).unwrap())
+}
+
+const FUZZ_DOCUMENT: &str = "https://api.example.com/.well-known/oauth-protected-resource/mcp";
+
+/// `url_identity`: the raw bytes go through every URL-identity parser, and the first two
+/// lines are also read as `METHOD\nPATH\n` (and the rest as `AUTHORITY`) for the planner.
+pub fn url_identity(data: &[u8]) {
+    let policy = identity_policy();
+
+    // RFC 8707: only `resource` values that name a known spelling change, to the canonical
+    // URL; every other pair keeps its bytes.
+    let canonical = |v: &str| policy.resources.canonical_for(v);
+    if let Some(rw) = resource_indicator::rewrite_form(data, canonical) {
+        let before: Vec<&[u8]> = data.split(|b| *b == b'&').collect();
+        let after: Vec<&[u8]> = rw.data.split(|b| *b == b'&').collect();
+        assert_eq!(before.len(), after.len());
+        let changed = before.iter().zip(&after).filter(|(a, b)| a != b).count();
+        assert_eq!(changed, rw.changed);
+        for (a, b) in before.iter().zip(&after).filter(|(a, b)| a != b) {
+            let eq = a.iter().position(|c| *c == b'=').unwrap();
+            assert_eq!(&a[..=eq], &b[..=eq], "the name keeps its bytes");
+            let value = resource_indicator::form_decode(&b[eq + 1..]).unwrap();
+            let value = String::from_utf8(value).unwrap();
+            assert!(policy.resources.list.iter().any(|r| r.canonical == value));
+        }
+    }
+
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+
+    // The normal form is a fixed point and keeps the identity.
+    if let Ok(url) = Url::parse(text) {
+        let again = Url::parse(&url.to_string()).unwrap();
+        assert_eq!(again, url);
+        assert_eq!(again.key(), url.key());
+        assert!(!url.to_string().contains('#'));
+    }
+
+    // A made challenge is a Bearer challenge that names the document, first.
+    let values = vec![text.to_owned()];
+    if let Some(out) = resource_metadata::fix_challenge(Some(&values), FUZZ_DOCUMENT) {
+        assert!(
+            out.get(..7)
+                .is_some_and(|s| s.eq_ignore_ascii_case("bearer ")),
+            "{out:?}"
+        );
+        assert!(out.contains(&format!("resource_metadata=\"{FUZZ_DOCUMENT}\"")));
+    }
+
+    // Documents: a correction names what it was asked to; an issuer fix states the issuer.
+    let servers = vec!["https://auth.example.com/t".to_owned()];
+    if let Some(Some(fixed)) =
+        resource_metadata::correct(data, "https://api.example.com/mcp", &servers)
+    {
+        let doc: serde_json::Value = serde_json::from_slice(&fixed).unwrap();
+        assert_eq!(doc["resource"], "https://api.example.com/mcp");
+        assert_eq!(
+            doc["authorization_servers"][0],
+            "https://auth.example.com/t"
+        );
+    }
+    if let Some(found) = server_metadata::inspect(data, "https://auth.example.com/t", true) {
+        if let Some(fixed) = found.fixed {
+            assert!(!found.matches);
+            let doc: serde_json::Value = serde_json::from_slice(&fixed).unwrap();
+            assert_eq!(doc["issuer"], "https://auth.example.com/t");
+        }
+    }
+
+    // The planner: pure, and every path it sets is an absolute path.
+    let mut lines = text.splitn(3, '\n');
+    let (Some(method), Some(path)) = (lines.next(), lines.next()) else {
+        return;
+    };
+    let authority = lines.next();
+    let head = IdentityHead {
+        method,
+        path,
+        authority,
+        content_type: Some("application/x-www-form-urlencoded"),
+        origin: Some("https://app.example"),
+    };
+    let plan = policy.identity_request(&head);
+    assert_eq!(plan, policy.identity_request(&head));
+    if let Some(new_path) = &plan.new_path {
+        assert!(
+            new_path.starts_with('/') && !new_path.starts_with("//"),
+            "{new_path:?}"
+        );
+    }
+    if let Some(answer) = &plan.answer {
+        assert_eq!(answer.reply.status, 200);
+        let doc: serde_json::Value = serde_json::from_slice(&answer.reply.body).unwrap();
+        let named = doc["resource"].as_str().unwrap_or_default();
+        assert!(policy
+            .resources
+            .list
+            .iter()
+            .any(|r| r.identifiers.iter().any(|i| i.url == named)));
+        assert!(method == "GET" || method == "HEAD");
+    }
+}

@@ -55,6 +55,13 @@ extern "C" {
         value_size: usize,
     ) -> u32;
     fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
+    fn proxy_add_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
     fn proxy_define_metric(
         metric_type: u32,
         name_data: *const u8,
@@ -240,6 +247,43 @@ pub fn increment(id: u32) {
     unsafe {
         proxy_increment_metric(id, 1);
     }
+}
+
+// --- Added for issue 6 (URL identity): header lists, added headers, local replies. ---
+
+/// Every value of a header, in order (`WWW-Authenticate` may come more than once). Values
+/// are bytes: NUL and non-UTF-8 stay as they came.
+pub fn header_values(map_type: u32, name: &str) -> Result<Vec<Vec<u8>>, HostError> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the host writes a pointer it allocated and its length into our locals.
+    let status = unsafe { proxy_get_header_map_pairs(map_type, &mut data, &mut size) };
+    let bytes = match status {
+        // SAFETY: on success `data`/`size` describe a host allocation we now own.
+        STATUS_OK => unsafe { take_host_bytes(data, size) },
+        STATUS_NOT_FOUND | STATUS_EMPTY => return Ok(Vec::new()),
+        other => return Err(HostError(other)),
+    };
+    Ok(crate::header_pairs::decode(&bytes)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
+        .map(|(_, v)| v.to_vec())
+        .collect())
+}
+
+/// Adds a header value, keeping the existing ones (for list headers such as `Vary`).
+pub fn add_header(map_type: u32, name: &str, value: &str) -> Result<(), HostError> {
+    // SAFETY: pointers and lengths describe live `&str`s.
+    check(unsafe {
+        proxy_add_header_map_value(
+            map_type,
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        )
+    })
 }
 
 /// Serializes header pairs in the proxy-wasm map format: count, then each key and value

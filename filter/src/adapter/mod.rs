@@ -2,6 +2,7 @@
 //! the core ([`crate::exchange`]), and applies the core's decision. It decides nothing itself.
 
 mod host;
+mod identity;
 mod metrics;
 
 use std::rc::Rc;
@@ -64,6 +65,7 @@ impl RootContext for Root {
                         policy.max_body_bytes
                     )
                 });
+                identity::configure(&policy);
                 self.policy = Some(Rc::new(policy));
                 true
             }
@@ -87,6 +89,7 @@ impl RootContext for Root {
             status: 0,
             holding_request: false,
             answered_locally: false,
+            identity: identity::IdentityStream::default(),
         }))
     }
 
@@ -137,6 +140,8 @@ struct Stream {
     holding_request: bool,
     /// The filter answered; the response path carries its own reply and is left alone.
     answered_locally: bool,
+    /// Issue 6: metadata documents, challenges and resource indicators.
+    identity: identity::IdentityStream,
 }
 
 /// The first value of a header, from pairs read with [`host::headers`].
@@ -183,11 +188,12 @@ impl HttpContext for Stream {
         let Some(policy) = self.policy.as_deref() else {
             return Action::Continue;
         };
-        // One header read decides most requests: a path the policy does not name.
+        // One header read decides most requests: a path the policy does not name (neither a
+        // provider endpoint nor, issue 6, a resource's document, discovery or MCP endpoint).
         let Some(path) = header_text(host::REQUEST_HEADERS, ":path") else {
             return Action::Continue;
         };
-        if !policy.targets(&path) {
+        if !policy.targets(&path) && !policy.resources.targets(&path) {
             return Action::Continue;
         }
         // A target: every other header in one host call.
@@ -196,13 +202,24 @@ impl HttpContext for Stream {
         let Some(method) = get(":method") else {
             return Action::Continue;
         };
+        // Issue 6 hook: may answer a metadata location, change :path, hold a form body for
+        // its `resource` parameters, or watch the response. It runs first so that the
+        // lifecycle's own 401 at the MCP endpoint still gets the resource_metadata challenge.
+        let identity = self
+            .identity
+            .on_request_headers(policy, &method, &path, end_of_stream);
+        if self.identity.answered() {
+            return identity.unwrap_or(Action::Pause);
+        }
+        // Continue, or Pause while the identity part holds the body.
+        let go_on = identity.unwrap_or(Action::Continue);
         let authorization = get("authorization");
         self.exchange = policy.on_request(&method, &path, authorization.as_deref());
         if let Some(exchange) = self.exchange.as_mut() {
             exchange.authority = get(":authority");
         }
         let Some(exchange) = self.exchange.as_ref() else {
-            return Action::Continue;
+            return go_on;
         };
         let content_type = get("content-type");
         let content_length = get("content-length");
@@ -214,8 +231,12 @@ impl HttpContext for Stream {
             content_length: content_length.as_deref(),
         };
         match exchange.on_request_head(policy, &head, clock(policy, exchange)) {
-            RequestAction::Continue => Action::Continue,
-            RequestAction::Respond(local) => self.answer_locally(&local),
+            RequestAction::Continue => go_on,
+            // In observe mode the filter does not answer and the request goes on.
+            RequestAction::Respond(local) => match self.answer_locally(&local) {
+                Action::Continue => go_on,
+                paused => paused,
+            },
             RequestAction::Proceed {
                 set_headers,
                 buffer_body,
@@ -237,16 +258,83 @@ impl HttpContext for Stream {
                     self.holding_request = true;
                     Action::Pause
                 } else {
-                    Action::Continue
+                    go_on
                 }
             }
         }
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        if !self.holding_request {
+        let Some(policy) = self.policy.clone() else {
             return Action::Continue;
+        };
+        if !self.holding_request {
+            // Issue 6 hook: RFC 8707 resource parameters in form bodies.
+            return self
+                .identity
+                .on_request_body(&policy, body_size, end_of_stream)
+                .unwrap_or(Action::Continue);
         }
+        let action = self.lifecycle_request_body(body_size, end_of_stream);
+        // Issue 6 hook: once the lifecycle has decided (and maybe replaced the body), the
+        // resource parameters of the body as it now is.
+        if !self.holding_request && !self.answered_locally {
+            self.identity.finish_request_body(&policy);
+        }
+        action
+    }
+
+    fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {
+        let Some(policy) = self.policy.clone() else {
+            return Action::Continue;
+        };
+        let action = self.lifecycle_request_trailers();
+        // Issue 6 hook.
+        if !self.answered_locally {
+            self.identity.finish_request_body(&policy);
+        }
+        action
+    }
+
+    fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        // Issue 6 hook: metadata documents and MCP endpoint challenges (also on the
+        // lifecycle's own 401).
+        if let Some(policy) = self.policy.clone() {
+            if let Some(action) = self.identity.on_response_headers(&policy, end_of_stream) {
+                return action;
+            }
+        }
+        self.lifecycle_response_headers(end_of_stream)
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        // Issue 6 hook.
+        if let Some(policy) = self.policy.clone() {
+            if let Some(action) = self
+                .identity
+                .on_response_body(&policy, body_size, end_of_stream)
+            {
+                return action;
+            }
+        }
+        self.lifecycle_response_body(body_size, end_of_stream)
+    }
+
+    fn on_http_response_trailers(&mut self, _trailers: usize) -> Action {
+        // Issue 6 hook.
+        if let Some(policy) = self.policy.clone() {
+            if let Some(action) = self.identity.on_response_trailers(&policy) {
+                return action;
+            }
+        }
+        self.lifecycle_response_trailers()
+    }
+}
+
+/// The lifecycle and token-error phases of the stream, as on main before issue 6; the
+/// `HttpContext` callbacks above call them after the issue 6 hooks.
+impl Stream {
+    fn lifecycle_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         let (Some(policy), Some(exchange)) = (self.policy.clone(), self.exchange.clone()) else {
             return Action::Continue;
         };
@@ -261,7 +349,7 @@ impl HttpContext for Stream {
         self.decide_request_body(&policy, &exchange, body_size)
     }
 
-    fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {
+    fn lifecycle_request_trailers(&mut self) -> Action {
         // With request trailers the body callback never sees end_of_stream: decide here.
         if !self.holding_request {
             return Action::Continue;
@@ -272,7 +360,7 @@ impl HttpContext for Stream {
         self.decide_request_body(&policy, &exchange, usize::MAX)
     }
 
-    fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+    fn lifecycle_response_headers(&mut self, end_of_stream: bool) -> Action {
         // Local replies and Envoy's own errors reach here too, possibly with no request seen.
         if self.answered_locally {
             return Action::Continue;
@@ -316,7 +404,7 @@ impl HttpContext for Stream {
         }
     }
 
-    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+    fn lifecycle_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         match std::mem::replace(&mut self.state, State::Idle) {
             State::Idle => Action::Continue,
             State::Replacing(rewrite) => {
@@ -355,7 +443,7 @@ impl HttpContext for Stream {
         }
     }
 
-    fn on_http_response_trailers(&mut self, _trailers: usize) -> Action {
+    fn lifecycle_response_trailers(&mut self) -> Action {
         // With trailers the body callback never sees end_of_stream: decide here.
         match std::mem::replace(&mut self.state, State::Idle) {
             State::Idle => {}

@@ -13,6 +13,7 @@ use crate::reply::{is_error_code, is_error_description};
 use super::document::{EndpointsSpec, LifecycleSpec, PolicyDocument, ProviderSpec};
 use super::error::PolicyError;
 use super::load;
+use super::resources::{self, Resources};
 
 /// Largest `limits.max_body_bytes`: Envoy's default per-connection buffer limit is 1 MiB, and
 /// the filter must never be the one to reach it.
@@ -60,6 +61,8 @@ pub struct Policy {
     pub max_body_bytes: usize,
     pub rewrite: RewriteSettings,
     pub stale_client_page: bool,
+    /// Issue 6: protected resources, their metadata locations and aliases.
+    pub resources: Resources,
     /// `mode: observe`: decide, log and count, change nothing.
     pub observe: bool,
 }
@@ -148,8 +151,11 @@ impl Policy {
             ));
         }
 
+        let router = Router::new(routes);
+        let resources = resources::compile(&doc.resources, &router)?;
+
         Ok(Self {
-            router: Router::new(routes),
+            router,
             providers,
             max_body_bytes: usize::try_from(max).unwrap_or(usize::MAX),
             rewrite: RewriteSettings {
@@ -157,6 +163,7 @@ impl Policy {
                 realm,
             },
             stale_client_page: doc.authorization.stale_client_page,
+            resources,
             observe: doc.mode == super::document::Mode::Observe,
         })
     }

@@ -31,6 +31,10 @@ pub struct PolicyDocument {
     pub rewrite: RewriteSpec,
     #[serde(default)]
     pub authorization: AuthorizationSpec,
+    /// Issue 6: the protected resources (MCP servers) and their one identity; see
+    /// [`super::resources`].
+    #[serde(default)]
+    pub resources: Vec<super::resources::ResourceSpec>,
     /// `enforce` (default) changes traffic; `observe` only logs and counts what it would do.
     #[serde(default)]
     pub mode: Mode,

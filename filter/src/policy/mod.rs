@@ -5,6 +5,7 @@ mod compile;
 pub mod document;
 pub mod error;
 pub mod load;
+pub mod resources;
 pub mod yaml;
 
 pub use compile::{LoadContext, Policy, Provider, RewriteSettings};
