@@ -595,7 +595,8 @@ resources:
         let doc = br#"{"resource":"https://other.example.com","authorization_servers":[]}"#;
         let mut gz = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
         gz.extend(miniz_oxide::deflate::compress_to_vec(doc, 6));
-        gz.extend([0u8; 8]); // CRC and size are not checked by the decoder
+        gz.extend(crc32fast::hash(doc).to_le_bytes());
+        gz.extend((doc.len() as u32).to_le_bytes());
         let head = ResponseHead {
             status: 200,
             content_type: Some("application/json"),
