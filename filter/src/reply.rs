@@ -88,7 +88,8 @@ pub fn is_error_code(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && is_error_description(s) && !s.contains(' ')
 }
 
-fn json_error(status: u16, body: serde_json::Value) -> Reply {
+/// A JSON answer that no cache may keep (RFC 6749 section 5.1, RFC 7591 section 3.2).
+fn json_no_store(status: u16, body: Vec<u8>) -> Reply {
     Reply {
         status,
         headers: vec![
@@ -96,8 +97,12 @@ fn json_error(status: u16, body: serde_json::Value) -> Reply {
             ("cache-control", "no-store".to_owned()),
             ("pragma", "no-cache".to_owned()),
         ],
-        body: body.to_string().into_bytes(),
+        body,
     }
+}
+
+fn json_error(status: u16, body: serde_json::Value) -> Reply {
+    json_no_store(status, body.to_string().into_bytes())
 }
 
 /// RFC 6749 section 5.2 `invalid_client`: 401 with a challenge for the client's scheme. The
@@ -195,15 +200,7 @@ pub fn stale_registration() -> Reply {
 
 /// A registration answer with a changed body (signed `client_id`, injected expiry).
 pub fn registration(status: u16, body: Vec<u8>) -> Reply {
-    Reply {
-        status,
-        headers: vec![
-            ("content-type", "application/json".to_owned()),
-            ("cache-control", "no-store".to_owned()),
-            ("pragma", "no-cache".to_owned()),
-        ],
-        body,
-    }
+    json_no_store(status, body)
 }
 
 /// The page shown instead of a provider's "unknown client" answer at the authorization

@@ -3,7 +3,7 @@
 
 use crate::endpoint::{split_path, EndpointKind};
 use crate::exchange::Exchange;
-use crate::lifecycle::client_id::{find_param, replace_value, BasicCredentials};
+use crate::lifecycle::client_id::{find_param, replace_value, BasicCredentials, Found};
 use crate::lifecycle::envelope::{EnvelopeError, Signer};
 use crate::lifecycle::{bearer, Lifecycle, Retirement};
 use crate::policy::Policy;
@@ -199,9 +199,7 @@ impl Exchange {
                     ClientIdCheck::Plain => {}
                     ClientIdCheck::Gone(e) => return refuse(e),
                     ClientIdCheck::Valid(original) => {
-                        let query = replace_value(query.as_bytes(), found.value, &original);
-                        let query = String::from_utf8_lossy(&query);
-                        set_headers.push((":path", format!("{path}?{query}")));
+                        set_headers.push((":path", with_value(path, query, &found, &original)));
                         event = Some(LifecycleEvent::Unwrapped);
                         identified = true;
                     }
@@ -256,15 +254,11 @@ impl Exchange {
         match check_client_id(lc, &found.decoded, now) {
             ClientIdCheck::Plain => RequestAction::Continue,
             ClientIdCheck::Gone(e) => RequestAction::Respond(self.gone_reply(policy, e)),
-            ClientIdCheck::Valid(original) => {
-                let query = replace_value(query.as_bytes(), found.value, &original);
-                let query = String::from_utf8_lossy(&query);
-                RequestAction::Proceed {
-                    set_headers: vec![(":path", format!("{path}?{query}"))],
-                    buffer_body: false,
-                    event: Some(LifecycleEvent::Unwrapped),
-                }
-            }
+            ClientIdCheck::Valid(original) => RequestAction::Proceed {
+                set_headers: vec![(":path", with_value(path, query, &found, &original))],
+                buffer_body: false,
+                event: Some(LifecycleEvent::Unwrapped),
+            },
         }
     }
 
@@ -314,6 +308,12 @@ impl Exchange {
             _ => BodyAction::Continue,
         }
     }
+}
+
+/// `path?query` with the value of the found parameter replaced, every other byte kept.
+fn with_value(path: &str, query: &str, found: &Found, value: &str) -> String {
+    let query = replace_value(query.as_bytes(), found.value.clone(), value);
+    format!("{path}?{}", String::from_utf8_lossy(&query))
 }
 
 /// Signing on and plain `client_id`s refused: whatever the filter cannot inspect is refused.
