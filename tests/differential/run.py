@@ -34,7 +34,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import socket
 import sys
 import tempfile
@@ -459,19 +458,8 @@ def run(args: argparse.Namespace) -> int:
     return 0 if unexpected_n == 0 and not problems and n > 0 else 1
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
 def main(argv: list[str]) -> int:
-    args = parse_args(argv)
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_interrupt)
-    try:
-        return run(args)
-    except KeyboardInterrupt as exc:
-        print(f"interrupted by {exc}; Envoy and the upstream are stopped", file=sys.stderr)
-        return 130
+    return replay.run_until_interrupted(run, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -585,17 +585,21 @@ def replay_one(fx: Fixture, ports: dict, tmp: Path, args: argparse.Namespace) ->
     return line
 
 
-def main(argv: list[str]) -> int:
-    args = parse_args(argv)
+def run_until_interrupted(run_fn, args: argparse.Namespace) -> int:
+    """run_fn(args), with SIGINT, SIGTERM and SIGHUP turned into a clean exit 130 (run_fn's
+    ExitStack stops Envoy and the upstream on the way out)."""
     # SIGINT too: a shell starts background jobs with SIGINT ignored.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_interrupt)
     try:
-        return run(args)
+        return run_fn(args)
     except KeyboardInterrupt as exc:
-        # run()'s ExitStack has already stopped Envoy and the upstream by now.
         print(f"interrupted by {exc}; Envoy and the upstream are stopped", file=sys.stderr)
         return 130
+
+
+def main(argv: list[str]) -> int:
+    return run_until_interrupted(run, parse_args(argv))
 
 
 if __name__ == "__main__":
